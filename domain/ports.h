@@ -37,6 +37,15 @@ class RunReporter {
   virtual void Progress(double percent) = 0;  // 0..100 over the whole run
   // Recorded as it happens, so that cleanup after a crash or a cancel knows what exists.
   virtual void Created(std::string_view mode, const Artifact& artifact) = 0;
+  // The pipeline's own signals while a run executes (API.md metric names without labels
+  // beyond those listed there): lab_outbox_backlog, lab_outbox_oldest_age_seconds,
+  // lab_consumer_lag{group,topic}, lab_kafka_under_replicated_partitions (gauges) and
+  // lab_dlq_messages_total, lab_cache_requests_total{result}, lab_db_queries_total (counters).
+  // Unknown names are ignored by the server.
+  virtual void Gauge(std::string_view /*name*/, const std::map<std::string, std::string>& /*labels*/,
+                     double /*value*/) {}
+  virtual void Count(std::string_view /*name*/, const std::map<std::string, std::string>& /*labels*/,
+                     double /*increment*/) {}
 };
 
 struct RunContext {
