@@ -1,0 +1,208 @@
+// Evidence as pictures: a run's evidence ({<mode>: {metrics, details}}) shown mode beside mode,
+// with charts chosen from the shape of the numbers (counts, latency percentiles, series over
+// time found in details). Only what the API returned is drawn.
+
+import { fmtNumber, fmtValue, h, jsonBlock, tableWrap } from './dom.js';
+import { groupedColumns, lineChart, metricBars } from './charts.js';
+
+const MODE_ORDER = ['failure', 'success', 'check'];
+const MODE_LABEL = { failure: '✗ failure', success: '✓ success', check: 'check' };
+
+export function modeLabel(mode) {
+  return MODE_LABEL[mode] || mode;
+}
+
+export function orderModes(modes) {
+  return [...modes].sort((a, b) => {
+    const ia = MODE_ORDER.indexOf(a); const ib = MODE_ORDER.indexOf(b);
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+  });
+}
+
+// "latency_p99_ms" -> {group: "latency", q: 99, unit: "ms"}; non-percentiles -> null.
+export function parsePercentile(name) {
+  const m = name.match(/^(?:(.*?)_)?p(\d{2,3}(?:\.\d+)?)(?:_(ms|us|s|seconds|millis))?$/i);
+  if (!m) return null;
+  const unit = m[3] ? ({ millis: 'ms', seconds: 's' }[m[3]] || m[3]) : '';
+  return { group: m[1] || 'latency', q: Number(m[2]), unit };
+}
+
+// The criteria strings ("failure.lost > 0", "failure.db_reads >= 10 x success.db_reads").
+export function parseCriterion(text) {
+  const m = String(text).match(/^\s*([\w-]+)\.([\w.-]+)\s*(>=|<=|==|=|>|<|!=)\s*(.+?)\s*$/);
+  if (!m) return null;
+  const rhs = m[4];
+  const ratio = rhs.match(/^(?:([\d.eE+-]+)\s*[x×*]\s*)?([\w-]+)\.([\w.-]+)$/);
+  if (ratio) return { mode: m[1], metric: m[2], op: m[3], factor: ratio[1] ? Number(ratio[1]) : 1, rhsMode: ratio[2], rhsMetric: ratio[3] };
+  const num = Number(rhs);
+  return { mode: m[1], metric: m[2], op: m[3], value: Number.isFinite(num) ? num : null };
+}
+
+// Which metric names of which mode the criteria look at: Set of "mode.metric".
+export function criteriaMetrics(criteria) {
+  const set = new Set();
+  for (const c of criteria || []) {
+    const p = parseCriterion(c);
+    if (!p) continue;
+    set.add(`${p.mode}.${p.metric}`);
+    if (p.rhsMode) set.add(`${p.rhsMode}.${p.rhsMetric}`);
+  }
+  return set;
+}
+
+function metricOf(evidence, mode, metric) {
+  const v = evidence?.[mode]?.metrics?.[metric];
+  return typeof v === 'number' ? v : undefined;
+}
+
+// Each criterion with the numbers the run observed for it (no verdict is recomputed here: the
+// server's verdict and reason stand; this only puts the numbers next to the rule).
+export function criteriaList(criteria, evidence) {
+  if (!criteria?.length) return null;
+  return h('ul', { class: 'criteria' }, criteria.map((c) => {
+    const p = parseCriterion(c);
+    const observed = [];
+    if (p && evidence) {
+      const l = metricOf(evidence, p.mode, p.metric);
+      observed.push(`${p.mode}.${p.metric} = ${l === undefined ? 'not measured' : fmtNumber(l)}`);
+      if (p.rhsMode) {
+        const r = metricOf(evidence, p.rhsMode, p.rhsMetric);
+        observed.push(`${p.rhsMode}.${p.rhsMetric} = ${r === undefined ? 'not measured' : fmtNumber(r)}`);
+      }
+    }
+    return h('li', null, h('code', null, c),
+      observed.length ? h('span', { class: 'observed' }, ` — observed ${observed.join(', ')}`) : null);
+  }));
+}
+
+// --- series found in details ------------------------------------------------------------------
+
+const TIME_KEYS = ['t', 't_s', 'seconds', 'elapsed_s', 'elapsed_seconds', 't_ms', 'elapsed_ms', 'ms', 'time', 'at', 'ts', 'timestamp', 'x'];
+
+function timeOf(obj, key) {
+  const v = obj[key];
+  if (typeof v === 'number') return key.endsWith('ms') || key === 'ms' ? v / 1000 : v;
+  if (typeof v === 'string') {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? undefined : t / 1000;
+  }
+  return undefined;
+}
+
+// Finds plottable series inside a details object: arrays of numbers, arrays of [x, y] pairs, and
+// arrays of objects with a time field and numeric fields. Returns [{path, field, points, xIsTime}].
+export function findSeries(details, maxDepth = 4) {
+  const found = [];
+  const walk = (value, path, depth) => {
+    if (depth > maxDepth || value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) {
+      if (value.length < 2) return;
+      if (value.every((v) => typeof v === 'number')) {
+        found.push({ path, field: '', points: value.map((v, i) => [i, v]), xIsTime: false });
+        return;
+      }
+      if (value.every((v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number')) {
+        found.push({ path, field: '', points: value.map((v) => [v[0], v[1]]), xIsTime: true });
+        return;
+      }
+      if (value.every((v) => v && typeof v === 'object' && !Array.isArray(v))) {
+        const key = TIME_KEYS.find((k) => value.every((v) => timeOf(v, k) !== undefined));
+        if (!key) return;
+        const fields = Object.keys(value[0]).filter((f) => f !== key && value.every((v) => typeof v[f] === 'number'));
+        const t0 = (key === 'at' || key === 'time' || key === 'timestamp' || key === 'ts') && typeof value[0][key] === 'string'
+          ? Math.min(...value.map((v) => timeOf(v, key))) : 0;
+        for (const f of fields) {
+          found.push({ path, field: f, points: value.map((v) => [timeOf(v, key) - t0, v[f]]), xIsTime: true });
+        }
+      }
+      return;
+    }
+    for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k, depth + 1);
+  };
+  walk(details, '', 0);
+  return found;
+}
+
+// --- the side-by-side view --------------------------------------------------------------------
+
+function metricTable(metrics, mode, critSet) {
+  const names = Object.keys(metrics || {});
+  if (!names.length) return h('p', { class: 'muted' }, 'No metrics recorded for this mode.');
+  return tableWrap(h('table', { class: 'metrics' },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'metric'), h('th', { scope: 'col', class: 'num' }, 'value'))),
+    h('tbody', null, names.map((n) => h('tr', { class: critSet.has(`${mode}.${n}`) ? 'highlight' : null },
+      h('th', { scope: 'row' }, h('code', null, n), critSet.has(`${mode}.${n}`) ? h('span', { class: 'crit-mark', title: 'used by the verdict criteria' }, ' ◆') : null),
+      h('td', { class: 'num' }, fmtValue(metrics[n])))))), `${mode} metrics`);
+}
+
+// Evidence charts shared by the run and compare pages. `columns`: [{key, label, metrics, details}]
+export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, name) => `${col.key}.${name}` } = {}) {
+  const out = [];
+  const series = columns.map((c) => ({ key: c.seriesKey || c.key, label: c.label }));
+  // Counts (everything that is not a percentile), in first-seen order.
+  const names = [];
+  for (const c of columns) for (const n of Object.keys(c.metrics || {})) {
+    if (!names.includes(n) && !parsePercentile(n) && typeof c.metrics[n] === 'number') names.push(n);
+  }
+  if (names.length) {
+    const rows = names.map((n) => ({
+      name: n,
+      highlight: columns.some((c) => critSet.has(critKey(c, n))),
+      values: Object.fromEntries(columns.map((c) => [c.seriesKey || c.key, c.metrics?.[n]])),
+    }));
+    out.push(metricBars(rows, series, { caption: columns.length > 1 ? `Counts, ${columns.map((c) => c.label).join(' beside ')} (each row on its own scale)` : 'Counts' }));
+  }
+  // Percentiles, grouped by their prefix ("latency", "commit_to_projection"…).
+  const groups = new Map();
+  for (const c of columns) for (const [n, v] of Object.entries(c.metrics || {})) {
+    const p = parsePercentile(n);
+    if (!p || typeof v !== 'number') continue;
+    const g = `${p.group}|${p.unit}`;
+    if (!groups.has(g)) groups.set(g, { group: p.group, unit: p.unit, qs: new Map() });
+    const entry = groups.get(g);
+    if (!entry.qs.has(p.q)) entry.qs.set(p.q, {});
+    entry.qs.get(p.q)[c.seriesKey || c.key] = v;
+  }
+  for (const g of groups.values()) {
+    const qs = [...g.qs.keys()].sort((a, b) => a - b);
+    out.push(groupedColumns(qs.map((q) => `p${q}`),
+      columns.map((c) => ({ key: c.seriesKey || c.key, label: c.label, values: qs.map((q) => g.qs.get(q)[c.seriesKey || c.key]) })),
+      { unit: g.unit, caption: `${g.group.replace(/_/g, ' ')} percentiles${g.unit ? ` (${g.unit})` : ''}` }));
+  }
+  // Series over time from details, one chart per path/field, one line per column.
+  const byName = new Map();
+  columns.forEach((c) => {
+    for (const sr of findSeries(c.details || {})) {
+      const name = sr.field ? `${sr.path}.${sr.field}` : sr.path;
+      if (!byName.has(name)) byName.set(name, { xIsTime: sr.xIsTime, lines: [] });
+      byName.get(name).lines.push({ key: c.seriesKey || c.key, label: c.label, points: sr.points });
+    }
+  });
+  for (const [name, { xIsTime, lines }] of byName) {
+    const words = name.replace(/^series\./, '').replace(/_/g, ' ').replace(/\./g, ': ');
+    const caption = /time|series/.test(name) ? words : `${words} (${xIsTime ? 'over time' : 'per sample'})`;
+    out.push(lineChart(lines, { caption, xLabel: xIsTime ? 'seconds' : 'sample' }));
+  }
+  return out;
+}
+
+// The run page's evidence: mode columns side by side, then the charts, then raw details.
+export function evidenceView(evidence, { criteria = [], modeDescriptions = {} } = {}) {
+  const modes = orderModes(Object.keys(evidence || {}));
+  if (!modes.length) return h('p', { class: 'muted' }, 'No evidence recorded.');
+  const critSet = criteriaMetrics(criteria);
+  const grid = h('div', { class: ['evidence-grid', `cols-${Math.min(modes.length, 3)}`] });
+  for (const mode of modes) {
+    const ev = evidence[mode] || {};
+    grid.append(h('article', { class: ['mode-col', `mode-${mode}`], 'aria-label': `${mode} mode evidence` },
+      h('h3', null, modeLabel(mode)),
+      modeDescriptions[mode] ? h('p', { class: 'muted mode-desc' }, modeDescriptions[mode]) : null,
+      metricTable(ev.metrics, mode, critSet),
+      ev.details && Object.keys(ev.details).length
+        ? h('details', { class: 'raw' }, h('summary', null, 'details (as recorded)'), jsonBlock(ev.details)) : null));
+  }
+  const charts = evidenceCharts(modes.map((m) => ({ key: m, label: modeLabel(m), metrics: evidence[m]?.metrics, details: evidence[m]?.details })), { critSet });
+  return h('div', { class: 'evidence' }, grid,
+    charts.length ? h('div', { class: 'charts' }, charts) : null,
+    critSet.size ? h('p', { class: 'muted small' }, '◆ marks the numbers the verdict criteria read.') : null);
+}
