@@ -116,8 +116,8 @@ const VERDICT_WORDS = {
 };
 
 export function verdictBadge(verdict, { large = false } = {}) {
-  if (!verdict) return h('span', { class: ['badge', 'verdict-none', large && 'large'] }, 'no verdict yet');
-  return h('span', { class: ['badge', `verdict-${verdict}`, large && 'large'] },
+  if (!verdict) return h('span', { class: ['badge', 'verdict-none', large && 'large'], 'data-verdict': '' }, 'no verdict yet');
+  return h('span', { class: ['badge', `verdict-${verdict}`, large && 'large'], 'data-verdict': verdict },
     VERDICT_WORDS[verdict] || verdict);
 }
 

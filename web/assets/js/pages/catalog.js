@@ -31,7 +31,7 @@ function card(e) {
   return h('article', { class: ['card', 'experiment', e.available === false && 'is-unavailable'], id: `exp-${e.id}`, 'data-id': e.id, 'aria-labelledby': `exp-${e.id}-title` },
     h('header', null,
       h('h3', { id: `exp-${e.id}-title` }, link(`/ui/experiments/${encodeURIComponent(e.id)}`, h('span', { class: 'exp-id' }, e.id), ' ', e.title)),
-      h('div', { class: 'badges' }, h('span', { class: 'badge category' }, e.category), availabilityBadge(e),
+      h('div', { class: 'badges' }, h('span', { class: 'badge cat' }, e.category), availabilityBadge(e),
         h('span', { class: 'latest' }, h('span', { class: 'muted small' }, 'latest: '), verdict))),
     h('p', { class: 'claim' }, e.claim),
     e.requires?.length ? h('p', { class: 'muted small' }, 'needs ', e.requires.join(', '),

@@ -26,7 +26,7 @@ export async function renderExperiment(main, { args, signal }) {
   main.append(
     h('div', { class: 'page-head' },
       h('h1', null, h('span', { class: 'exp-id' }, e.id), ' ', e.title),
-      h('div', { class: 'badges' }, h('span', { class: 'badge category' }, categoryLabel(e.category)), availabilityBadge(e),
+      h('div', { class: 'badges' }, h('span', { class: 'badge cat' }, categoryLabel(e.category)), availabilityBadge(e),
         e.last_run_id ? h('span', null, 'latest: ', link(`/ui/runs/${encodeURIComponent(e.last_run_id)}`, verdictBadge(e.last_verdict))) : null),
       h('p', { class: 'lede' }, e.claim)),
     h('div', { class: 'two-col' },

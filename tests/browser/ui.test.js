@@ -1,0 +1,322 @@
+// The web UI in headless Chromium against a running server (BASE_URL): every page loads, a run
+// of E-000 is started from the form and followed to its end, its evidence and verdict match the
+// API, out-of-bounds parameters are refused in the browser and by the server, and each page is
+// photographed at desktop and phone size (tests/browser/screenshots/).
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { BASE_URL, DESKTOP, PHONE, FINISHED, launch, newPage, shot, horizontalOverflow, api, waitFinished } = require('./lib.js');
+
+let browser;
+let runId = null; // the E-000 run started from the form
+let catalog = null;
+
+before(async () => {
+  browser = await launch();
+  const r = await api('GET', '/experiments');
+  assert.equal(r.status, 200, `GET /experiments answered ${r.status}`);
+  catalog = r.json.items;
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+function e000() {
+  const e = catalog.find((x) => x.id === 'E-000');
+  assert.ok(e, 'the catalog has E-000');
+  return e;
+}
+
+// The catalog lists every experiment of GET /experiments with its claim, availability and
+// latest verdict, has no JS errors and no sideways scrolling at desktop and phone size.
+test('catalog shows every experiment the API lists', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/`);
+  await page.waitForSelector('article.experiment');
+  const ids = await page.$$eval('article.experiment', (els) => els.map((e) => e.dataset.id));
+  assert.deepEqual([...ids].sort(), catalog.map((e) => e.id).sort());
+  const card = page.locator('article[data-id="E-000"]');
+  assert.match(await card.locator('.claim').innerText(), new RegExp(e000().claim.slice(0, 20).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const unavailable = catalog.filter((e) => e.available === false).length;
+  assert.equal(await page.locator('article.experiment .badge.unavailable').count(), unavailable);
+  assert.equal(await page.title(), 'Catalog · Reliability Lab');
+  assert.ok(await horizontalOverflow(page) <= 1, 'no sideways scroll at 1400 px');
+  await shot(page, 'catalog-1400', { fullPage: false });
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'no sideways scroll on a phone');
+  await shot(page, 'catalog-phone', { fullPage: false });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// A parameter outside its declared bounds is caught in the browser: the field says why and
+// nothing is sent to the server.
+test('out-of-bounds parameter is refused in the browser before sending', async () => {
+  const param = e000().parameters.find((p) => p.max !== null && p.max !== undefined);
+  assert.ok(param, 'E-000 declares a bounded parameter');
+  const page = await newPage(browser);
+  const posts = [];
+  page.on('request', (req) => { if (req.method() === 'POST') posts.push(req.url()); });
+  await page.goto(`${BASE_URL}/`);
+  const card = page.locator('article[data-id="E-000"]');
+  await card.locator('.run-details > summary').click();
+  const input = card.locator(`input[name="${param.name}"]`);
+  await input.fill(String(param.max * 10));
+  await card.locator('button[type="submit"]').click();
+  const err = card.locator(`[data-field="params.${param.name}"] .field-error`);
+  await err.waitFor({ state: 'visible' });
+  assert.match(await err.innerText(), new RegExp(`at most ${param.max}`));
+  assert.equal(await input.getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.name), param.name, 'focus moves to the bad field');
+  assert.match(await card.locator('[data-source="client"]').innerText(), /Not sent/);
+  assert.deepEqual(posts, [], 'nothing was sent');
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, 'form-client-error', { fullPage: false });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// With the browser check off, the server's 400 problem is shown in words and its field error
+// is put on the same input.
+test('the server 400 problem is shown on the field it names', async () => {
+  const param = e000().parameters.find((p) => p.max !== null && p.max !== undefined);
+  // What the server answers, asked directly.
+  const direct = await api('POST', '/experiments/E-000/runs', { params: { [param.name]: param.max * 10 } });
+  assert.equal(direct.status, 400);
+  assert.match(direct.type, /application\/problem\+json/);
+  const fieldErr = (direct.json.errors || []).find((e) => e.field === `params.${param.name}`);
+  assert.ok(fieldErr, `the problem names params.${param.name}: ${direct.text}`);
+
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/`);
+  const card = page.locator('article[data-id="E-000"]');
+  await card.locator('.run-details > summary').click();
+  await card.locator(`input[name="${param.name}"]`).fill(String(param.max * 10));
+  await card.locator('summary', { hasText: 'Run options' }).click();
+  await card.locator('input[name="check_in_browser"]').uncheck();
+  const responded = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/experiments/E-000/runs'));
+  await card.locator('button[type="submit"]').click();
+  const res = await responded;
+  assert.equal(res.status(), 400);
+  const shown = card.locator('[data-source="server"] .problem');
+  await shown.waitFor();
+  const text = await shown.innerText();
+  assert.match(text, /HTTP 400/);
+  assert.ok(text.includes(direct.json.title), `the problem title "${direct.json.title}" is shown`);
+  assert.ok(text.includes(fieldErr.message), 'the server\'s field message is shown');
+  const onField = card.locator(`[data-field="params.${param.name}"] .field-error`);
+  assert.equal(await onField.innerText(), fieldErr.message);
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, 'form-server-400', { fullPage: false });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// E-000 started from its form: the page moves to the run, follows it live (SSE) to its end,
+// and shows the state, verdict, reason, step log and evidence the API reports.
+test('start E-000 from the form and follow it to its verdict', async () => {
+  const page = await newPage(browser);
+  const seenStates = new Set();
+  let firstRunState = null;
+  let eventsRequested = false;
+  page.on('request', (req) => { if (/\/runs\/[^/]+\/events$/.test(new URL(req.url()).pathname)) eventsRequested = true; });
+  page.on('response', async (res) => {
+    const p = new URL(res.url()).pathname;
+    if (firstRunState === null && /^\/runs\/[^/]+$/.test(p) && res.request().method() === 'GET') {
+      try { firstRunState = (await res.json()).state; } catch { /* ignore */ }
+    }
+  });
+  await page.goto(`${BASE_URL}/`);
+  const card = page.locator('article[data-id="E-000"]');
+  await card.locator('.run-details > summary').click();
+  await card.locator('summary', { hasText: 'Run options' }).click();
+  await card.locator('textarea[name="note"]').fill('browser test');
+  const accepted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/experiments/E-000/runs'));
+  await card.locator('button[type="submit"]').click();
+  const res = await accepted;
+  assert.equal(res.status(), 202, `POST answered ${res.status()}: ${await res.text()}`);
+  const posted = await res.json();
+  runId = posted.id;
+  assert.ok(runId);
+  assert.equal(posted.state, 'queued');
+  await page.waitForURL(`**/ui/runs/${encodeURIComponent(runId)}`);
+  await page.waitForSelector('.run-status .badge[data-state]');
+  const live = await page.locator('.live-progress').count();
+  if (live) await shot(page, 'run-live', { fullPage: false });
+  // Watch the state badge until the run ends.
+  const deadline = Date.now() + 90000;
+  for (;;) {
+    const state = await page.locator('.run-status .badge[data-state]').getAttribute('data-state');
+    seenStates.add(state);
+    if (FINISHED.includes(state)) break;
+    assert.ok(Date.now() < deadline, `run did not end in the UI; states seen: ${[...seenStates]}`);
+    await page.waitForTimeout(200);
+  }
+  const run = await waitFinished(runId);
+  if (firstRunState && !FINISHED.includes(firstRunState)) assert.ok(eventsRequested, 'the page followed the run over SSE');
+  // State, verdict and reason as the API has them.
+  assert.equal(await page.locator('.run-status .badge[data-state]').getAttribute('data-state'), run.state);
+  assert.ok(run.verdict, `a finished E-000 run has a verdict (${run.state}: ${run.error || ''})`);
+  const badge = page.locator('.run-status .badge[data-verdict]');
+  assert.equal(await badge.getAttribute('data-verdict'), run.verdict);
+  assert.equal((await badge.innerText()).toLowerCase(), run.verdict);
+  if (run.verdict_reason) assert.ok((await page.locator('.verdict-reason').innerText()).includes(run.verdict_reason));
+  // The step log has every step.
+  await page.waitForFunction((n) => document.querySelectorAll('ol.steps li').length >= n, (run.steps || []).length);
+  // Evidence: a column per mode with every metric.
+  const modes = Object.keys(run.evidence || {});
+  assert.ok(modes.length > 0, 'E-000 recorded evidence');
+  for (const mode of modes) {
+    const col = page.locator(`article.mode-col.mode-${mode}`);
+    await col.waitFor();
+    const colText = await col.innerText();
+    for (const metric of Object.keys(run.evidence[mode].metrics || {})) assert.ok(colText.includes(metric), `${mode} shows ${metric}`);
+  }
+  assert.ok(await page.locator('figure.chart').count() >= 1, 'the evidence is drawn');
+  assert.equal(await page.locator('#cancel-run').count(), 0, 'no cancel button on a finished run');
+  assert.ok(await horizontalOverflow(page) <= 1);
+  await shot(page, 'run-finished-1400');
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'run page fits a phone');
+  await shot(page, 'run-finished-phone');
+  await page.setViewportSize(DESKTOP);
+  // The JSON report opens in the page.
+  await page.locator('button[data-report="json"]').click();
+  await page.locator('pre.report').waitFor();
+  assert.ok((await page.locator('pre.report').innerText()).includes(runId));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// History lists the run under its experiment filter, and its row links to the run page.
+test('history filters by experiment and links to the run', async () => {
+  assert.ok(runId, 'a run was started');
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/runs?experiment=E-000`);
+  const row = page.locator(`tr[data-run="${runId}"]`);
+  await row.waitFor();
+  assert.ok((await row.innerText()).includes('E-000'));
+  const exps = await page.$$eval('table.runs tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.innerText.trim()));
+  assert.ok(exps.every((x) => x === 'E-000'), 'only E-000 rows');
+  // Filter by state through the form.
+  const run = await waitFinished(runId);
+  await page.selectOption('#f-state', run.state);
+  await page.click('.filters button[type="submit"]');
+  await page.waitForURL(new RegExp(`state=${run.state}`));
+  await row.waitFor();
+  await shot(page, 'history', { fullPage: false });
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'history fits a phone');
+  await shot(page, 'history-phone', { fullPage: false });
+  await page.setViewportSize(DESKTOP);
+  await row.locator(`a[href="/ui/runs/${encodeURIComponent(runId)}"]`).click();
+  await page.waitForURL(`**/ui/runs/${encodeURIComponent(runId)}`);
+  await page.locator('h1').filter({ hasText: runId }).waitFor();
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// Two runs of E-000 side by side; picking them in the history leads to the comparison.
+test('compare two runs of E-000', async () => {
+  assert.ok(runId);
+  const second = await api('POST', '/experiments/E-000/runs', { note: 'browser test, second run' });
+  assert.equal(second.status, 202, second.text);
+  const other = second.json.id;
+  await waitFinished(other);
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/runs?experiment=E-000`);
+  await page.locator(`tr[data-run="${runId}"] input.pick`).check();
+  await page.locator(`tr[data-run="${other}"] input.pick`).check();
+  await page.locator('.compare-bar button.primary').click();
+  await page.waitForURL(/\/ui\/compare\?/);
+  await page.locator('.compare-head').first().waitFor();
+  const heads = await page.locator('.compare-head').allInnerTexts();
+  assert.equal(heads.length, 2);
+  assert.ok(heads.join(' ').includes(runId) && heads.join(' ').includes(other));
+  await page.locator('h2', { hasText: 'Evidence, A beside B' }).waitFor();
+  await shot(page, 'compare');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// The audit page shows the chain's verification as the API reports it, and the entries.
+test('audit shows the chain state and entries', async () => {
+  const verify = await api('GET', '/audit/verify');
+  assert.equal(verify.status, 200);
+  const list = await api('GET', '/audit?limit=50');
+  assert.equal(list.status, 200);
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/audit`);
+  const box = page.locator('.verify');
+  await box.waitFor();
+  assert.equal(await box.getAttribute('data-ok'), String(verify.json.ok));
+  if (verify.json.ok) assert.ok((await box.innerText()).includes(String(verify.json.entries)));
+  if (list.json.items.length) {
+    await page.locator('table.audit tbody tr').first().waitFor();
+    assert.equal(await page.locator('table.audit tbody tr').first().getAttribute('data-seq'), String(list.json.items[0].seq));
+  }
+  await shot(page, 'audit', { fullPage: false });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// The experiment page and the problem shown for a run that does not exist.
+test('experiment page, and a missing run shown as a 404 problem in words', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/experiments/E-000`);
+  await page.locator('h1', { hasText: 'E-000' }).waitFor();
+  assert.ok((await page.locator('.lede').first().innerText()).includes(e000().claim));
+  assert.ok(await page.locator('form.run-form').count() === 1);
+  await shot(page, 'experiment', { fullPage: false });
+  await page.goto(`${BASE_URL}/ui/runs/no-such-run-id`);
+  const problem = page.locator('.problem');
+  await problem.waitFor();
+  assert.match(await problem.innerText(), /HTTP 404/);
+  assert.match(await problem.innerText(), /does not exist/);
+  await shot(page, 'missing-run', { fullPage: false });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// Keyboard only: the skip link comes first, the main navigation works with Tab and Enter, and
+// the new page's heading receives focus.
+test('keyboard: skip link, navigation, focus on the new heading', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/`);
+  await page.waitForSelector('article.experiment');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'skip-link');
+  let reached = false;
+  for (let i = 0; i < 8 && !reached; i += 1) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement.textContent.trim() === 'History');
+  }
+  assert.ok(reached, 'History is reachable by Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => window.location.pathname === '/ui/runs');
+  await page.waitForFunction(() => document.activeElement.tagName === 'H1');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Run history');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// A token typed into the dialog is stored and sent as a Bearer header, and can be forgotten.
+test('token dialog stores the token and sends it', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/audit`);
+  await page.locator('.verify, .problem').first().waitFor();
+  await page.click('#token-button');
+  await page.fill('#token-input', 'browser-test-token');
+  const sent = page.waitForRequest((req) => new URL(req.url()).pathname.startsWith('/audit'));
+  await page.click('#token-form button[value="save"]');
+  const req = await sent;
+  assert.equal(req.headers().authorization, 'Bearer browser-test-token');
+  assert.equal(await page.locator('#token-button').innerText(), 'Token: set');
+  await page.click('#token-button');
+  await page.click('#token-form button[value="clear"]');
+  assert.equal(await page.evaluate(() => window.localStorage.length), 0);
+  assert.equal(await page.locator('#token-button').innerText(), 'Token: none');
+  await page.close();
+});
