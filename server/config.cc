@@ -1,0 +1,203 @@
+#include "server/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace lab::server {
+namespace {
+
+using domain::ErrorCode;
+using domain::MakeError;
+
+domain::Result<long> ParseInt(const std::string& option, const std::string& value, long min, long max) {
+  try {
+    std::size_t used = 0;
+    long v = std::stol(value, &used);
+    if (used == value.size() && v >= min && v <= max) return v;
+  } catch (const std::exception&) {
+  }
+  return MakeError(ErrorCode::kInvalidArgument, option + " must be an integer within [" +
+                                                    std::to_string(min) + ", " + std::to_string(max) +
+                                                    "], got '" + value + "'");
+}
+
+domain::Status ParseListen(const std::string& value, ServerConfig& c) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "--listen must be HOST:PORT, got '" + value + "'");
+  }
+  auto port = ParseInt("--listen port", value.substr(colon + 1), 0, 65535);
+  if (!port.ok()) return port.error();
+  c.listen_host = value.substr(0, colon);
+  if (c.listen_host.size() > 2 && c.listen_host.front() == '[') {
+    c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+  }
+  c.listen_port = static_cast<unsigned short>(*port);
+  return {};
+}
+
+domain::Result<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, std::string("cannot read ") + what + " " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void ApplyStackJson(const nlohmann::json& j, runners::StackConfig& s) {
+  s.kafka_bootstrap = j.value("kafka_bootstrap", s.kafka_bootstrap);
+  s.registry_url = j.value("registry_url", s.registry_url);
+  s.mysql_host = j.value("mysql_host", s.mysql_host);
+  s.mysql_port = j.value("mysql_port", s.mysql_port);
+  s.mysql_user = j.value("mysql_user", s.mysql_user);
+  s.mysql_database = j.value("mysql_database", s.mysql_database);
+  s.redis_host = j.value("redis_host", s.redis_host);
+  s.redis_port = j.value("redis_port", s.redis_port);
+  s.redis_cluster_seeds = j.value("redis_cluster_seeds", s.redis_cluster_seeds);
+  s.toxiproxy_url = j.value("toxiproxy_url", s.toxiproxy_url);
+  s.stack_script = j.value("stack_script", s.stack_script);
+  s.role_binary = j.value("role_binary", s.role_binary);
+}
+
+void ApplyEnvironment(runners::StackConfig& s) {
+  auto env = [](const char* name) -> const char* { return std::getenv(name); };  // NOLINT(concurrency-mt-unsafe): start-up only
+  if (const char* v = env("LAB_KAFKA_BOOTSTRAP")) s.kafka_bootstrap = v;
+  if (const char* v = env("LAB_REGISTRY_URL")) s.registry_url = v;
+  if (const char* v = env("LAB_MYSQL_HOST")) s.mysql_host = v;
+  if (const char* v = env("LAB_MYSQL_PORT")) s.mysql_port = std::atoi(v);
+  if (const char* v = env("LAB_MYSQL_USER")) s.mysql_user = v;
+  if (const char* v = env("LAB_MYSQL_PASSWORD")) s.mysql_password = v;
+  if (const char* v = env("LAB_MYSQL_DATABASE")) s.mysql_database = v;
+  if (const char* v = env("LAB_REDIS_HOST")) s.redis_host = v;
+  if (const char* v = env("LAB_REDIS_PORT")) s.redis_port = std::atoi(v);
+  if (const char* v = env("LAB_TOXIPROXY_URL")) s.toxiproxy_url = v;
+  if (const char* v = env("LAB_REDIS_CLUSTER_SEEDS")) {
+    s.redis_cluster_seeds.clear();
+    std::stringstream in(v);
+    std::string seed;
+    while (std::getline(in, seed, ',')) {
+      if (!seed.empty()) s.redis_cluster_seeds.push_back(seed);
+    }
+  }
+}
+
+}  // namespace
+
+std::string Usage() {
+  return R"(reliability-lab: the Reliability Lab control plane
+
+usage: reliability-lab [options]
+  --listen HOST:PORT      address to serve on (default 127.0.0.1:8080; port 0 picks one)
+  --data-dir DIR          where the SQLite store lives (default .lab/data)
+  --workers N             run workers, 1..64 (default 2)
+  --http-threads N        HTTP I/O threads, 1..64 (default 2)
+  --queue-capacity N      queued runs before 503, 1..1000000 (default 1000)
+  --rate-limit RPS        API requests per second per client, 0 = off (default 100)
+  --rate-burst N          requests a client may send at once (default 200)
+  --body-limit BYTES      largest request body (default 65536)
+  --shutdown-timeout S    on SIGTERM, how long running runs get to clean up (default 30)
+  --config FILE           JSON: {"stack": {"kafka_bootstrap": …, "mysql_host": …}, "workers": …}
+  --tokens-file FILE      tokens as "token:role" lines or comma-separated (or LAB_TOKENS)
+  --web-root DIR          the static UI (default: this source tree's web/)
+  --migrations DIR        SQL migrations (default: this source tree's migrations/)
+  --port-file FILE        write the port actually bound (for tests)
+  --help                  this text
+
+Stack endpoints can also come from LAB_KAFKA_BOOTSTRAP, LAB_REGISTRY_URL, LAB_MYSQL_HOST,
+LAB_MYSQL_PORT, LAB_MYSQL_USER, LAB_MYSQL_PASSWORD, LAB_MYSQL_DATABASE, LAB_REDIS_HOST,
+LAB_REDIS_PORT, LAB_REDIS_CLUSTER_SEEDS and LAB_TOXIPROXY_URL.
+Bound to a non-loopback address the server refuses to start without tokens.
+)";
+}
+
+domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
+  ServerConfig c;
+#ifdef LAB_SOURCE_DIR
+  c.web_root = std::string(LAB_SOURCE_DIR) + "/web";
+  c.migrations_dir = std::string(LAB_SOURCE_DIR) + "/migrations";
+  c.stack.stack_script = std::string(LAB_SOURCE_DIR) + "/infra/stack.sh";
+  c.stack.mysql_migrations_dir = std::string(LAB_SOURCE_DIR) + "/migrations/mysql";
+#endif
+#ifdef LAB_BINARY_DIR
+  c.stack.role_binary = std::string(LAB_BINARY_DIR) + "/lab-role";
+#endif
+  std::string config_file;
+  std::string tokens_file;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return MakeError(ErrorCode::kNotFound, Usage());
+    if (i + 1 >= argc) return MakeError(ErrorCode::kInvalidArgument, arg + " needs a value (see --help)");
+    std::string value = argv[++i];
+    domain::Status s;
+    if (arg == "--listen") {
+      s = ParseListen(value, c);
+    } else if (arg == "--data-dir") {
+      c.data_dir = value;
+    } else if (arg == "--workers" || arg == "--http-threads") {
+      auto n = ParseInt(arg, value, 1, 64);
+      if (!n.ok()) return n.error();
+      (arg == "--workers" ? c.workers : c.http_threads) = static_cast<int>(*n);
+    } else if (arg == "--queue-capacity") {
+      auto n = ParseInt(arg, value, 1, 1000000);
+      if (!n.ok()) return n.error();
+      c.queue_capacity = static_cast<std::size_t>(*n);
+    } else if (arg == "--rate-limit" || arg == "--rate-burst") {
+      auto n = ParseInt(arg, value, 0, 1000000);
+      if (!n.ok()) return n.error();
+      (arg == "--rate-limit" ? c.rate_limit : c.rate_burst) = static_cast<double>(*n);
+    } else if (arg == "--body-limit") {
+      auto n = ParseInt(arg, value, 1024, 16 * 1024 * 1024);
+      if (!n.ok()) return n.error();
+      c.body_limit = static_cast<std::size_t>(*n);
+    } else if (arg == "--shutdown-timeout") {
+      auto n = ParseInt(arg, value, 1, 3600);
+      if (!n.ok()) return n.error();
+      c.shutdown_timeout_seconds = static_cast<int>(*n);
+    } else if (arg == "--config") {
+      config_file = value;
+    } else if (arg == "--tokens-file") {
+      tokens_file = value;
+    } else if (arg == "--web-root") {
+      c.web_root = value;
+    } else if (arg == "--migrations") {
+      c.migrations_dir = value;
+    } else if (arg == "--port-file") {
+      c.port_file = value;
+    } else {
+      return MakeError(ErrorCode::kInvalidArgument, "unknown option " + arg + " (see --help)");
+    }
+    if (!s.ok()) return s.error();
+  }
+  if (!config_file.empty()) {
+    auto text = ReadFile(config_file, "config file");
+    if (!text.ok()) return text.error();
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return MakeError(ErrorCode::kInvalidArgument, "config file " + config_file + " is not a JSON object");
+    }
+    try {
+      if (j.contains("stack")) ApplyStackJson(j["stack"], c.stack);
+      c.workers = j.value("workers", c.workers);
+      c.queue_capacity = j.value("queue_capacity", c.queue_capacity);
+      c.rate_limit = j.value("rate_limit", c.rate_limit);
+    } catch (const std::exception& e) {
+      return MakeError(ErrorCode::kInvalidArgument, "config file " + config_file + ": " + e.what());
+    }
+  }
+  ApplyEnvironment(c.stack);
+  if (!tokens_file.empty()) {
+    auto text = ReadFile(tokens_file, "tokens file");
+    if (!text.ok()) return text.error();
+    for (auto& ch : *text) {
+      if (ch == '\n') ch = ',';
+    }
+    c.tokens = *text;
+  } else if (const char* t = std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
+    c.tokens = t;
+  }
+  return c;
+}
+
+}  // namespace lab::server

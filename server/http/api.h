@@ -1,0 +1,105 @@
+// The API: every resource of API.md as a function from HttpRequest to HttpResponse. It never
+// sees a socket; http_server.cc carries requests to it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+
+#include "domain/ports.h"
+#include "server/http/auth.h"
+#include "server/http/http_types.h"
+#include "server/http/rate_limiter.h"
+#include "server/metrics/lab_metrics.h"
+#include "server/runs/run_executor.h"
+#include "server/runs/run_queue.h"
+#include "server/store/run_store.h"
+
+namespace lab::server {
+
+struct ApiOptions {
+  std::string web_root;             // the static UI
+  std::string openapi_json;         // served at /openapi.json
+  bool allow_anonymous = false;     // loopback and no tokens
+  int retry_after_seconds = 5;      // for 503 queue full
+  std::chrono::milliseconds sse_poll{200};
+  std::chrono::milliseconds readiness_timeout{1000};
+};
+
+class Api {
+ public:
+  Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
+      domain::StackProbe* probe, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
+      std::set<std::string> available, ApiOptions options);
+
+  HttpResponse Handle(const HttpRequest& request);
+
+  // Shutdown: new runs are refused with 503 from now on.
+  void SetDraining() { draining_ = true; }
+  // Restores the halt switch from the store at start.
+  void LoadHalt();
+
+ private:
+  struct Authorised {
+    Principal principal;
+    std::optional<HttpResponse> refusal;
+  };
+
+  HttpResponse Route(const HttpRequest& request, std::string& route);
+  Authorised Authorise(const HttpRequest& request, Role needed);
+  std::optional<HttpResponse> CheckSameOrigin(const HttpRequest& request);
+
+  HttpResponse Health();
+  HttpResponse Ready();
+  HttpResponse Metrics();
+  HttpResponse ListExperiments();
+  HttpResponse GetExperiment(const std::string& id);
+  HttpResponse CreateRun(const HttpRequest& request, const std::string& experiment, const Principal& who);
+  HttpResponse ListRuns(const HttpRequest& request);
+  HttpResponse GetRun(const std::string& id);
+  HttpResponse RunEvents(const HttpRequest& request, const std::string& id);
+  HttpResponse RunReport(const HttpRequest& request, const std::string& id);
+  HttpResponse CancelRun(const HttpRequest& request, const std::string& id, const Principal& who);
+  HttpResponse SetHalt(const HttpRequest& request, const Principal& who);
+  HttpResponse LiftHalt(const HttpRequest& request, const Principal& who);
+  HttpResponse HaltStatus();
+  HttpResponse ListAudit(const HttpRequest& request);
+  HttpResponse VerifyAudit();
+  HttpResponse StaticFile(const std::string& path);
+
+  std::string NewRunId();
+
+  RunStore& store_;
+  RunQueue& queue_;
+  RunExecutor& executor_;
+  LabMetrics& metrics_;
+  domain::StackProbe* probe_;
+  StackHealth& health_;
+  TokenTable tokens_;
+  RateLimiter& limiter_;
+  std::set<std::string> available_;
+  ApiOptions options_;
+  std::atomic<bool> draining_{false};
+
+  std::mutex halt_mu_;
+  std::optional<std::string> halt_reason_;  // guarded by halt_mu_
+
+  std::mutex id_mu_;
+  std::mt19937_64 id_rng_;  // guarded by id_mu_
+
+  // Finished runs never change: their JSON is kept to answer GET /runs/{id} without the store.
+  std::mutex cache_mu_;
+  std::map<std::string, std::string> finished_run_json_;  // guarded by cache_mu_
+
+  std::mutex ready_mu_;
+  std::chrono::steady_clock::time_point ready_at_{};  // guarded by ready_mu_
+  std::string ready_body_;                             // guarded by ready_mu_
+  int ready_status_ = 0;                               // guarded by ready_mu_
+};
+
+}  // namespace lab::server

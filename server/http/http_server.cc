@@ -1,0 +1,223 @@
+#include "server/http/http_server.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <iostream>
+#include <random>
+
+#include "server/http/problem.h"
+
+namespace lab::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::string NewRequestId() {
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t prefix = std::random_device{}();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llx-%llx", static_cast<unsigned long long>(prefix & 0xffffff),
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+bool SafeRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Api& api, const HttpServerOptions& options)
+      : stream_(std::move(socket)), api_(api), options_(options), timer_(stream_.get_executor()) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::DoRead, shared_from_this()));
+  }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(options_.body_limit);
+    parser_->header_limit(options_.header_limit);
+    // The first request gets the read timeout; a kept-alive connection waits at most the idle one.
+    stream_.expires_after(requests_ == 0 ? options_.read_timeout : options_.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t /*bytes*/) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return WriteError(413, "Body too large",
+                        "the body is over the limit of " + std::to_string(options_.body_limit) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return WriteError(431, "Headers too large", "the request headers are over the limit");
+    }
+    if (ec) return WriteError(400, "Malformed request", "the request is not valid HTTP/1.1: " + ec.message());
+    ++requests_;
+    const auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    if (!ParseTarget(req.target, req.path, req.query)) {
+      return WriteError(400, "Malformed URL", "the request target is not a valid path");
+    }
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(field.value());
+    }
+    req.body = msg.body();
+    beast::error_code ignored;
+    auto remote = stream_.socket().remote_endpoint(ignored);
+    req.remote_ip = ignored ? "unknown" : remote.address().to_string();
+    auto incoming = req.Header("x-request-id");
+    req.request_id = incoming && SafeRequestId(*incoming) ? *incoming : NewRequestId();
+    keep_alive_ = msg.keep_alive();
+    HttpResponse response = api_.Handle(req);
+    if (response.stream) return StartEvents(req, std::move(response));
+    Write(std::move(response), req.method == "HEAD");
+  }
+
+  void WriteError(int status, const std::string& title, const std::string& detail) {
+    keep_alive_ = false;
+    Write(Problem(status, title, detail), false);
+  }
+
+  void Write(HttpResponse response, bool head) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->result(static_cast<unsigned>(response.status));
+    res->version(11);
+    res->set(http::field::server, "reliability-lab");
+    res->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res->insert(name, value);
+    res->keep_alive(keep_alive_);
+    if (head) {
+      res->content_length(response.body.size());
+    } else {
+      res->body() = std::move(response.body);
+      res->prepare_payload();
+    }
+    stream_.expires_after(options_.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (ec || !self->keep_alive_ || res->need_eof()) return self->Close();
+                        self->DoRead();
+                      });
+  }
+
+  // Server-sent events: a plain HTTP/1.1 response without a length, closed by the server
+  // when the run ends; the stream is polled on this connection's strand.
+  void StartEvents(const HttpRequest& req, HttpResponse response) {
+    events_ = response.stream;
+    std::string head = "HTTP/1.1 200 OK\r\nServer: reliability-lab\r\nContent-Type: text/event-stream\r\n"
+                       "Cache-Control: no-cache\r\nConnection: close\r\nX-Request-Id: " +
+                       req.request_id + "\r\n\r\n";
+    WriteEvents(std::move(head), false);
+  }
+
+  void WriteEvents(std::string text, bool finished) {
+    auto buf = std::make_shared<std::string>(std::move(text));
+    stream_.expires_after(options_.write_timeout);
+    net::async_write(stream_, net::buffer(*buf),
+                     [self = shared_from_this(), buf, finished](beast::error_code ec, std::size_t) {
+                       if (ec || finished) return self->Close();
+                       self->SchedulePoll();
+                     });
+  }
+
+  void SchedulePoll() {
+    timer_.expires_after(options_.sse_poll);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->Close();
+      bool finished = false;
+      std::string text;
+      try {
+        text = self->events_->Poll(finished);
+      } catch (const std::exception& e) {
+        std::clog << "event=sse.failed error=\"" << e.what() << "\"\n";
+        return self->Close();
+      }
+      if (text.empty() && !finished) return self->SchedulePoll();
+      self->WriteEvents(std::move(text), finished);
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Api& api_;
+  const HttpServerOptions& options_;
+  net::steady_timer timer_;
+  std::shared_ptr<EventStream> events_;
+  bool keep_alive_ = false;
+  int requests_ = 0;
+};
+
+}  // namespace
+
+HttpServer::HttpServer(net::io_context& ioc, Api& api, HttpServerOptions options)
+    : ioc_(ioc), api_(api), options_(options), acceptor_(net::make_strand(ioc)) {}
+
+domain::Status HttpServer::Listen(const tcp::endpoint& endpoint) {
+  beast::error_code ec;
+  auto fail = [&](const char* what) {
+    return domain::MakeError(domain::ErrorCode::kUnavailable,
+                             std::string("cannot ") + what + " " + endpoint.address().to_string() + ":" +
+                                 std::to_string(endpoint.port()) + ": " + ec.message());
+  };
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return fail("open");
+  acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  acceptor_.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen on");
+  return {};
+}
+
+unsigned short HttpServer::port() const {
+  beast::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+
+void HttpServer::Start() { DoAccept(); }
+
+void HttpServer::StopAccepting() {
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+}
+
+void HttpServer::DoAccept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) std::make_shared<Session>(std::move(socket), api_, options_)->Run();
+    DoAccept();
+  });
+}
+
+}  // namespace lab::server

@@ -1,0 +1,20 @@
+// RFC 9457 problem details: the one way errors leave the API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "domain/parameters.h"
+#include "domain/result.h"
+#include "server/http/http_types.h"
+
+namespace lab::server {
+
+HttpResponse Problem(int status, const std::string& title, const std::string& detail,
+                     const std::vector<domain::FieldError>& errors = {});
+
+// The one mapping from domain error codes to HTTP statuses.
+int HttpStatusFor(domain::ErrorCode code);
+HttpResponse ProblemFor(const domain::Error& error);
+
+}  // namespace lab::server
