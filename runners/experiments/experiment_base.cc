@@ -1,0 +1,184 @@
+#include "runners/experiments/experiment_base.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <mutex>
+
+#include "runners/common/util.h"
+#include "runners/kafka/kafka_client.h"
+#include "runners/redis/redis_client.h"
+#include "runners/registry/schema_registry.h"
+
+namespace lab::runners {
+namespace {
+
+// Tables whose rows carry run_ns (migrations/mysql); cleanup deletes a run's rows from each.
+const char* const kRunTables[] = {"orders",           "outbox_event", "processed_event",
+                                  "order_projection", "side_effect",  "replay_audit",
+                                  "product",          "db_read_log"};
+
+bool IsOurChild(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");
+  if (f == nullptr) return false;
+  char buf[4096];
+  size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  return std::string(buf, n).find("lab-role") != std::string::npos;
+}
+
+}  // namespace
+
+std::string ExperimentBase::Topic(const domain::RunContext& ctx, const std::string& mode,
+                                  const std::string& suffix) {
+  return "lab." + SafeName(ctx.ns) + "." + mode + "." + suffix;
+}
+
+std::string ExperimentBase::RunNs(const domain::RunContext& ctx, const std::string& mode) {
+  return SafeName(ctx.ns) + "_" + mode +
+         (ctx.repetition > 0 ? "_r" + std::to_string(ctx.repetition) : "");
+}
+
+std::string ExperimentBase::Group(const domain::RunContext& ctx, const std::string& mode,
+                                  const std::string& suffix) {
+  return "lab." + SafeName(ctx.ns) + "." + mode + "." + suffix;
+}
+
+void ExperimentBase::Step(const domain::RunContext& ctx, const std::string& message) {
+  if (ctx.reporter != nullptr) ctx.reporter->Step(message);
+}
+
+void ExperimentBase::Progress(const domain::RunContext& ctx, double percent) {
+  if (ctx.reporter != nullptr) ctx.reporter->Progress(percent);
+}
+
+void ExperimentBase::Created(const domain::RunContext& ctx, const std::string& mode,
+                             domain::ModeResult& result, const std::string& kind,
+                             const std::string& name) {
+  domain::Artifact artifact{kind, name};
+  if (ctx.reporter != nullptr) ctx.reporter->Created(mode, artifact);
+  result.artifacts.push_back(std::move(artifact));
+}
+
+mysql::MysqlConfig ExperimentBase::MysqlSettings() const {
+  mysql::MysqlConfig mc;
+  mc.host = config_.mysql_host;
+  mc.port = config_.mysql_port;
+  mc.user = config_.mysql_user;
+  mc.password = config_.mysql_password;
+  mc.database = config_.mysql_database;
+  return mc;
+}
+
+domain::Result<std::unique_ptr<mysql::Connection>> ExperimentBase::OpenMysqlWithSchema() const {
+  auto conn = mysql::Connection::Open(MysqlSettings());
+  if (!conn) return conn.error();
+  static std::mutex mu;
+  static bool applied = false;  // guarded by mu
+  std::lock_guard lock(mu);
+  if (!applied) {
+    auto dir = FindRepoPath(config_.mysql_migrations_dir);
+    if (!dir) {
+      return domain::MakeError(domain::ErrorCode::kNotFound,
+                               "migrations dir " + config_.mysql_migrations_dir + " not found");
+    }
+    auto done = mysql::ApplyMigrations(**conn, *dir);
+    if (!done) return done.error();
+    applied = true;
+  }
+  return conn;
+}
+
+domain::Status ExperimentBase::CreateTopic(
+    const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
+    const std::string& topic, int partitions,
+    const std::map<std::string, std::string>& configs) const {
+  auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+  if (!admin) return admin.error();
+  std::map<std::string, std::string> all = {{"min.insync.replicas", "2"}};
+  for (const auto& [k, v] : configs) all[k] = v;
+  auto s = (*admin)->CreateTopic(topic, partitions, 3, all, std::chrono::milliseconds(15000));
+  if (!s) return s;
+  Created(ctx, mode, result, kArtifactTopic, topic);
+  // Wait until every partition has a leader, so the first produce does not race the creation.
+  WaitUntil(
+      [&] {
+        auto md = (*admin)->Metadata(topic, std::chrono::milliseconds(2000));
+        if (!md || static_cast<int>(md->partitions.size()) != partitions) return false;
+        for (const auto& p : md->partitions) {
+          if (p.leader < 0) return false;
+        }
+        return true;
+      },
+      std::chrono::milliseconds(10000), ctx.stop, std::chrono::milliseconds(100));
+  return {};
+}
+
+std::string ExperimentBase::RoleBinary() const {
+  auto found = FindRepoPath(config_.role_binary);
+  if (found) return *found;
+  auto beside = FindRepoPath("lab-role");  // next to the server/test binary in build/
+  return beside ? *beside : config_.role_binary;
+}
+
+void ExperimentBase::Cleanup(const domain::RunContext& ctx,
+                             const std::vector<domain::Artifact>& created) {
+  if (ctx.keep_artifacts) return;
+  std::vector<std::string> topics;
+  std::vector<std::string> groups;
+  for (const auto& a : created) {
+    if (a.kind == kArtifactProcess) {
+      pid_t pid = static_cast<pid_t>(std::stol(a.name));
+      if (pid > 1 && IsOurChild(pid)) ::kill(pid, SIGKILL);
+    } else if (a.kind == kArtifactTopic) {
+      topics.push_back(a.name);
+    } else if (a.kind == kArtifactGroup) {
+      groups.push_back(a.name);
+    }
+  }
+  if (!topics.empty() || !groups.empty()) {
+    if (auto admin = kafka::Admin::Create(config_.kafka_bootstrap)) {
+      for (const auto& g : groups) (void)(*admin)->DeleteGroup(g, std::chrono::milliseconds(5000));
+      if (auto s = (*admin)->DeleteTopics(topics, std::chrono::milliseconds(15000)); !s) {
+        Step(ctx, "cleanup: " + s.error().message);
+      }
+    }
+  }
+  for (const auto& a : created) {
+    if (a.kind == kArtifactRows) {
+      if (auto conn = mysql::Connection::Open(MysqlSettings())) {
+        for (const char* table : kRunTables) {
+          auto s =
+              (*conn)->Exec(std::string("DELETE FROM ") + table + " WHERE run_ns = ?", {a.name});
+          if (!s && (*conn)->last_errno() != 1146) Step(ctx, "cleanup: " + s.error().message);
+        }
+      } else {
+        Step(ctx, "cleanup: " + conn.error().message);
+      }
+    } else if (a.kind == kArtifactRedis) {
+      if (auto conn = redis::Connection::Open(config_.redis_host, config_.redis_port,
+                                              std::chrono::milliseconds(2000))) {
+        std::string cursor = "0";
+        do {
+          auto reply = (*conn)->Command({"SCAN", cursor, "MATCH", a.name + "*", "COUNT", "1000"});
+          if (!reply || reply->elements.size() != 2) break;
+          cursor = reply->elements[0].str;
+          std::vector<std::string> del = {"DEL"};
+          for (const auto& k : reply->elements[1].elements) del.push_back(k.str);
+          if (del.size() > 1) (void)(*conn)->Command(del);
+        } while (cursor != "0");
+      }
+    } else if (a.kind == kArtifactSubject) {
+      registry::RegistryClient client(config_.registry_url);
+      (void)client.DeleteSubject(a.name);
+    }
+  }
+}
+
+domain::ModeResult Inconclusive(domain::ModeResult result, const std::string& why) {
+  result.inconclusive = why;
+  return result;
+}
+
+}  // namespace lab::runners

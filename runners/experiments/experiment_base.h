@@ -1,0 +1,60 @@
+// What every experiment runner shares: the stack endpoints, names derived from the run's
+// namespace (topics, run_ns values in MySQL, Redis key prefixes, group ids), recording what was
+// created (through the reporter, as it happens), and the cleanup of those artifacts.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "domain/ports.h"
+#include "runners/mysql/mysql_client.h"
+#include "runners/stack_config.h"
+
+namespace lab::runners {
+
+// Artifact kinds this library creates.
+inline constexpr const char* kArtifactTopic = "kafka-topic";
+inline constexpr const char* kArtifactGroup = "consumer-group";
+inline constexpr const char* kArtifactRows = "mysql-rows";     // name = run_ns value
+inline constexpr const char* kArtifactRedis = "redis-prefix";  // name = key prefix
+inline constexpr const char* kArtifactProcess = "process";     // name = pid
+inline constexpr const char* kArtifactSubject = "registry-subject";
+
+class ExperimentBase : public domain::ExperimentRunner {
+ public:
+  void Cleanup(const domain::RunContext& ctx,
+               const std::vector<domain::Artifact>& created) override;
+
+ protected:
+  explicit ExperimentBase(StackConfig config) : config_(std::move(config)) {}
+
+  // "lab.<ns>.<mode>.<suffix>": unique per run and mode.
+  static std::string Topic(const domain::RunContext& ctx, const std::string& mode,
+                           const std::string& suffix);
+  // The run_ns value of MySQL rows: "<ns>_<mode>".
+  static std::string RunNs(const domain::RunContext& ctx, const std::string& mode);
+  static std::string Group(const domain::RunContext& ctx, const std::string& mode,
+                           const std::string& suffix);
+  static void Step(const domain::RunContext& ctx, const std::string& message);
+  static void Progress(const domain::RunContext& ctx, double percent);
+  static void Created(const domain::RunContext& ctx, const std::string& mode,
+                      domain::ModeResult& result, const std::string& kind, const std::string& name);
+
+  mysql::MysqlConfig MysqlSettings() const;
+  // Opens a connection and applies migrations/mysql once per process.
+  domain::Result<std::unique_ptr<mysql::Connection>> OpenMysqlWithSchema() const;
+  // Creates a topic (RF 3, min ISR 2 unless configs say otherwise), records it as an artifact.
+  domain::Status CreateTopic(const domain::RunContext& ctx, const std::string& mode,
+                             domain::ModeResult& result, const std::string& topic, int partitions,
+                             const std::map<std::string, std::string>& configs = {}) const;
+  // The role binary, resolved against the repo/build dirs.
+  std::string RoleBinary() const;
+
+  StackConfig config_;
+};
+
+// An inconclusive ModeResult with the reason.
+domain::ModeResult Inconclusive(domain::ModeResult result, const std::string& why);
+
+}  // namespace lab::runners

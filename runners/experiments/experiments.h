@@ -1,0 +1,14 @@
+// Factories of the experiment runners, one per file in this folder.
+#pragma once
+
+#include <memory>
+
+#include "domain/ports.h"
+#include "runners/experiments/experiment_base.h"
+#include "runners/stack_config.h"
+
+namespace lab::runners {
+
+std::unique_ptr<domain::ExperimentRunner> MakeStackCheck(const StackConfig& config);
+
+}  // namespace lab::runners

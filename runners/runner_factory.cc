@@ -1,0 +1,18 @@
+#include "runners/runner_factory.h"
+
+#include "runners/experiments/experiments.h"
+#include "runners/stack_probe.h"
+
+namespace lab::runners {
+
+std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackConfig& config) {
+  std::vector<std::unique_ptr<domain::ExperimentRunner>> runners;
+  runners.push_back(MakeStackCheck(config));
+  return runners;
+}
+
+std::unique_ptr<domain::StackProbe> MakeStackProbe(const StackConfig& config) {
+  return std::make_unique<RealStackProbe>(config);
+}
+
+}  // namespace lab::runners

@@ -1,0 +1,231 @@
+#include "runners/stack_probe.h"
+
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "domain/catalog.h"
+#include "runners/common/util.h"
+#include "runners/kafka/kafka_client.h"
+#include "runners/mysql/mysql_client.h"
+#include "runners/redis/redis_client.h"
+#include "runners/registry/http_client.h"
+#include "runners/registry/schema_registry.h"
+
+namespace lab::runners {
+namespace {
+
+using domain::PartHealth;
+using Ms = std::chrono::milliseconds;
+
+PartHealth CheckKafka(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartKafka, false, 0, "", ""};
+  auto start = SteadyClock::now();
+  auto admin = kafka::Admin::Create(config.kafka_bootstrap, {{"socket.connection.setup.timeout.ms",
+                                                              std::to_string(timeout.count())}});
+  if (!admin) {
+    h.detail = admin.error().message;
+    return h;
+  }
+  auto md = (*admin)->Metadata("", timeout);
+  h.latency_ms = MsSince(start);
+  if (!md) {
+    h.detail = md.error().message;
+    return h;
+  }
+  std::ostringstream detail;
+  detail << "brokers=" << md->brokers.size();
+  for (const auto& [id, addr] : md->brokers) detail << " " << id << "@" << addr;
+  h.ok = !md->brokers.empty();
+  // The version as the brokers declare it: inter.broker.protocol.version of the first broker.
+  if (!md->brokers.empty()) {
+    auto left = timeout - std::chrono::duration_cast<Ms>(SteadyClock::now() - start);
+    auto configs = (*admin)->DescribeConfigs(RD_KAFKA_RESOURCE_BROKER,
+                                             std::to_string(md->brokers.front().first),
+                                             std::max(left, Ms(200)));
+    if (configs) {
+      auto it = configs->find("inter.broker.protocol.version");
+      if (it != configs->end()) h.version = "inter.broker.protocol.version=" + it->second;
+    } else {
+      detail << "; version unknown: " << configs.error().message;
+    }
+  }
+  detail << "; client librdkafka " << rd_kafka_version_str();
+  h.detail = detail.str();
+  return h;
+}
+
+PartHealth CheckRegistry(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartRegistry, false, 0, "", ""};
+  registry::RegistryClient client(config.registry_url, timeout);
+  auto start = SteadyClock::now();
+  auto subjects = client.Subjects();
+  h.latency_ms = MsSince(start);
+  if (!subjects) {
+    h.detail = subjects.error().message;
+    return h;
+  }
+  h.ok = true;
+  h.detail = "subjects=" + std::to_string(subjects->size());
+  auto info = client.SystemInfo();
+  if (info) {
+    h.version = info->value("name", std::string("registry")) + " " +
+                info->value("version", std::string("?"));
+  } else {
+    h.detail += "; version unknown: " + info.error().message;
+  }
+  return h;
+}
+
+PartHealth CheckMysql(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartMysql, false, 0, "", ""};
+  mysql::MysqlConfig mc{
+      config.mysql_host,     config.mysql_port, config.mysql_user, config.mysql_password,
+      config.mysql_database, timeout,           timeout,           timeout};
+  auto start = SteadyClock::now();
+  auto conn = mysql::Connection::Open(mc);
+  if (!conn) {
+    h.latency_ms = MsSince(start);
+    h.detail = conn.error().message;
+    return h;
+  }
+  auto rows = (*conn)->Query("SELECT VERSION()");
+  h.latency_ms = MsSince(start);
+  if (!rows || rows->rows.empty() || !rows->rows[0][0]) {
+    h.detail = rows ? "SELECT VERSION() returned nothing" : rows.error().message;
+    return h;
+  }
+  h.ok = true;
+  h.version = *rows->rows[0][0];
+  return h;
+}
+
+std::string InfoField(const std::string& info, const std::string& field) {
+  auto pos = info.find(field + ":");
+  if (pos == std::string::npos) return "";
+  auto end = info.find_first_of("\r\n", pos);
+  return info.substr(pos + field.size() + 1, end - pos - field.size() - 1);
+}
+
+PartHealth CheckRedis(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartRedis, false, 0, "", ""};
+  auto start = SteadyClock::now();
+  auto conn = redis::Connection::Open(config.redis_host, config.redis_port, timeout);
+  if (!conn) {
+    h.latency_ms = MsSince(start);
+    h.detail = conn.error().message;
+    return h;
+  }
+  auto reply = (*conn)->Command({"INFO", "server"});
+  h.latency_ms = MsSince(start);
+  if (!reply || reply->is_error()) {
+    h.detail = reply ? reply->str : reply.error().message;
+    return h;
+  }
+  h.ok = true;
+  h.version = "redis " + InfoField(reply->str, "redis_version");
+  h.detail = "mode=" + InfoField(reply->str, "redis_mode");
+  return h;
+}
+
+PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartRedisCluster, false, 0, "", ""};
+  std::string last;
+  for (const auto& seed : config.redis_cluster_seeds) {
+    auto colon = seed.rfind(':');
+    auto start = SteadyClock::now();
+    auto conn =
+        redis::Connection::Open(seed.substr(0, colon), std::stoi(seed.substr(colon + 1)), timeout);
+    if (!conn) {
+      last = conn.error().message;
+      continue;
+    }
+    auto replies = (*conn)->Pipeline({{"CLUSTER", "INFO"}, {"INFO", "server"}});
+    h.latency_ms = MsSince(start);
+    if (!replies) {
+      last = replies.error().message;
+      continue;
+    }
+    const auto& info = (*replies)[0];
+    if (info.is_error()) {
+      last = seed + ": " + info.str;
+      continue;
+    }
+    std::string state = InfoField(info.str, "cluster_state");
+    h.ok = state == "ok";
+    h.version = "redis " + InfoField((*replies)[1].str, "redis_version");
+    h.detail = "seed=" + seed + " cluster_state=" + state +
+               " known_nodes=" + InfoField(info.str, "cluster_known_nodes") +
+               " cluster_size=" + InfoField(info.str, "cluster_size");
+    return h;
+  }
+  h.detail = "no seed answered: " + last;
+  return h;
+}
+
+PartHealth CheckToxiproxy(const StackConfig& config, Ms timeout) {
+  PartHealth h{domain::kPartToxiproxy, false, 0, "", ""};
+  auto r = registry::HttpRequest("GET", config.toxiproxy_url + "/version", "", "", timeout);
+  if (!r) {
+    h.detail = r.error().message;
+    return h;
+  }
+  h.latency_ms = r->total_ms;
+  if (r->status != 200) {
+    h.detail = "GET /version: HTTP " + std::to_string(r->status);
+    return h;
+  }
+  h.ok = true;
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  h.version = "toxiproxy " + (j.is_object() ? j.value("version", r->body) : r->body);
+  return h;
+}
+
+PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeout) {
+  if (part == domain::kPartKafka) return CheckKafka(config, timeout);
+  if (part == domain::kPartRegistry) return CheckRegistry(config, timeout);
+  if (part == domain::kPartMysql) return CheckMysql(config, timeout);
+  if (part == domain::kPartRedis) return CheckRedis(config, timeout);
+  if (part == domain::kPartRedisCluster) return CheckRedisCluster(config, timeout);
+  if (part == domain::kPartToxiproxy) return CheckToxiproxy(config, timeout);
+  return {part, false, 0, "", "unknown stack part"};
+}
+
+}  // namespace
+
+domain::PartHealth RealStackProbe::CheckPart(const std::string& part, Ms timeout) const {
+  return CheckOne(config_, part, timeout);
+}
+
+std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::string>& parts,
+                                                      Ms timeout) {
+  std::vector<std::string> wanted = parts;
+  if (wanted.empty()) {
+    wanted = {domain::kPartKafka, domain::kPartRegistry,     domain::kPartMysql,
+              domain::kPartRedis, domain::kPartRedisCluster, domain::kPartToxiproxy};
+  }
+  // In parallel, each bounded by its client's timeout. A part that overruns anyway is reported
+  // as not answering, and its thread (which owns copies of everything it uses) finishes alone.
+  std::vector<std::future<domain::PartHealth>> futures;
+  for (const auto& part : wanted) {
+    auto promise = std::make_shared<std::promise<domain::PartHealth>>();
+    futures.push_back(promise->get_future());
+    std::thread([promise, config = config_, part, timeout] {
+      promise->set_value(CheckOne(config, part, timeout));
+    }).detach();
+  }
+  std::vector<domain::PartHealth> out;
+  auto deadline = SteadyClock::now() + timeout * 2 + Ms(1000);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (futures[i].wait_until(deadline) == std::future_status::ready) {
+      out.push_back(futures[i].get());
+    } else {
+      out.push_back({wanted[i], false, static_cast<double>(timeout.count()), "",
+                     "did not answer within " + std::to_string(timeout.count()) + " ms"});
+    }
+  }
+  return out;
+}
+
+}  // namespace lab::runners
