@@ -190,6 +190,32 @@ test('start E-000 from the form and follow it to its verdict', async () => {
   await page.close();
 });
 
+// The cancel button on a queued or running run: the server accepts (202) or, when the run
+// finished first, refuses with 409 shown in words; either way the page ends in the API's state.
+test('cancel button on a live run', async () => {
+  const started = await api('POST', '/experiments/E-000/runs', { note: 'browser test, cancel' });
+  assert.equal(started.status, 202, started.text);
+  const id = started.json.id;
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/runs/${encodeURIComponent(id)}`);
+  await page.waitForSelector('.run-status .badge[data-state]');
+  const button = page.locator('#cancel-run');
+  if (await button.count()) {
+    const answered = page.waitForResponse((r) => r.url().endsWith(`/runs/${id}/cancel`));
+    await button.click().catch(() => { /* the run may have ended and the button gone */ });
+    const res = await answered.catch(() => null);
+    if (res) {
+      assert.ok([202, 409].includes(res.status()), `cancel answered ${res.status()}`);
+      if (res.status() === 409) await page.locator('.problem', { hasText: 'HTTP 409' }).waitFor();
+    }
+  }
+  const run = await waitFinished(id);
+  await page.waitForFunction((s) => document.querySelector('.run-status .badge[data-state]')?.dataset.state === s, run.state, { timeout: 30000 });
+  assert.equal(await page.locator('#cancel-run').count(), 0);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 // History lists the run under its experiment filter, and its row links to the run page.
 test('history filters by experiment and links to the run', async () => {
   assert.ok(runId, 'a run was started');
@@ -313,10 +339,11 @@ test('token dialog stores the token and sends it', async () => {
   await page.click('#token-form button[value="save"]');
   const req = await sent;
   assert.equal(req.headers().authorization, 'Bearer browser-test-token');
-  assert.equal(await page.locator('#token-button').innerText(), 'Token: set');
+  await page.waitForFunction(() => document.getElementById('token-button').textContent === 'Token: set');
   await page.click('#token-button');
+  await page.locator('#token-dialog[open]').waitFor();
   await page.click('#token-form button[value="clear"]');
-  assert.equal(await page.evaluate(() => window.localStorage.length), 0);
-  assert.equal(await page.locator('#token-button').innerText(), 'Token: none');
+  await page.waitForFunction(() => document.getElementById('token-button').textContent === 'Token: none');
+  assert.equal(await page.evaluate(() => window.localStorage.getItem('reliability-lab.token')), null);
   await page.close();
 });

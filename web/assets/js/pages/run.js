@@ -253,6 +253,8 @@ export async function renderRun(main, { args, signal }) {
       if (changed) { drawStatus(); announce(`Run is ${run.state}`); }
     } else if (event === 'end' && data && typeof data === 'object') {
       finish(data);
+    } else if (event === 'error') {
+      setLive(`The live stream reported a problem: ${data?.detail || data?.title || data}`, 'warn');
     }
   };
 
