@@ -97,6 +97,8 @@ usage: reliability-lab [options]
   --rate-limit RPS        API requests per second per client, 0 = off (default 100)
   --rate-burst N          requests a client may send at once (default 200)
   --body-limit BYTES      largest request body (default 65536)
+  --read-timeout S        seconds a client has to send a whole request (default 10)
+  --idle-timeout S        seconds a kept-alive connection may idle (default 30)
   --shutdown-timeout S    on SIGTERM, how long running runs get to clean up (default 30)
   --config FILE           JSON: {"stack": {"kafka_bootstrap": …, "mysql_host": …}, "workers": …}
   --tokens-file FILE      tokens as "token:role" lines or comma-separated (or LAB_TOKENS)
@@ -151,6 +153,10 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
       auto n = ParseInt(arg, value, 1024, 16 * 1024 * 1024);
       if (!n.ok()) return n.error();
       c.body_limit = static_cast<std::size_t>(*n);
+    } else if (arg == "--read-timeout" || arg == "--idle-timeout") {
+      auto n = ParseInt(arg, value, 1, 3600);
+      if (!n.ok()) return n.error();
+      (arg == "--read-timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) = static_cast<int>(*n);
     } else if (arg == "--shutdown-timeout") {
       auto n = ParseInt(arg, value, 1, 3600);
       if (!n.ok()) return n.error();

@@ -107,6 +107,8 @@ int Run(int argc, char** argv) {
   boost::asio::io_context ioc(config.http_threads);
   HttpServerOptions http_options;
   http_options.body_limit = config.body_limit;
+  http_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
+  http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
   HttpServer server(ioc, api, http_options);
   boost::system::error_code addr_ec;
   auto address = boost::asio::ip::make_address(config.listen_host == "localhost" ? "127.0.0.1" : config.listen_host, addr_ec);
