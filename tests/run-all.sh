@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The whole test suite, as `./lab test` and CI run it. Stages:
+#   unit        ctest -L unit (no stack, seconds)
+#   e2e         the real binary over HTTP (ctest -L e2e)
+#   asan        ASan+UBSan build: unit and e2e tests again
+#   tsan        TSan build: the queue/worker/store unit tests
+#   stack       brings the local stack up (infra/stack.sh up), then ctest -L stack
+#   integration experiments against the real stack (ctest -L integration)
+#   browser     the web UI in headless Chromium + the dashboard metric check
+# Usage: tests/run-all.sh [stage ...]   (default: all). Ends with "N passed, N failed".
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+JOBS="${LAB_JOBS:-$(nproc)}"
+STAGES=("$@")
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(unit e2e asan tsan stack integration browser)
+PASSED=0
+FAILED=0
+SUMMARY=()
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+record() {  # stage passed failed
+  PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
+  SUMMARY+=("$(printf '%-12s %4d passed, %4d failed' "$1" "$2" "$3")")
+}
+
+# Runs ctest in a build dir with a label and records its counts (a ctest that cannot run
+# counts as one failure, never as zero tests).
+run_ctest() {  # stage build-dir label [extra ctest args]
+  local stage="$1" dir="$2" label="$3"; shift 3
+  local log; log=$(mktemp)
+  (cd "$dir" && ctest -L "$label" --output-on-failure --timeout 600 "$@") 2>&1 | tee "$log"
+  local line total failed
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+  if [ -z "$line" ]; then
+    if grep -q 'No tests were found' "$log"; then record "$stage" 0 1; else record "$stage" 0 1; fi
+  else
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+    record "$stage" $((total - failed)) "$failed"
+  fi
+  rm -f "$log"
+}
+
+build() {  # dir type [cmake args]
+  local dir="$1" type="$2"; shift 2
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null &&
+    cmake --build "$dir" -j "$JOBS"
+}
+
+say "dependencies"
+"$ROOT/lab" deps || { echo "could not install the build dependencies"; echo "0 passed, 1 failed"; exit 1; }
+
+say "build (build/)"
+if ! build "$ROOT/build" RelWithDebInfo; then
+  echo "the build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+if want unit; then say "unit tests"; run_ctest unit "$ROOT/build" unit; fi
+if want e2e; then say "end-to-end tests"; run_ctest e2e "$ROOT/build" e2e; fi
+
+if want asan; then
+  say "ASan+UBSan build and tests (build-asan/)"
+  if build "$ROOT/build-asan" Debug -DLAB_SANITIZE=address; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      run_ctest asan "$ROOT/build-asan" 'unit|e2e'
+  else
+    record asan 0 1
+  fi
+fi
+
+if want tsan; then
+  say "TSan build and the concurrency tests (build-tsan/)"
+  if build "$ROOT/build-tsan" RelWithDebInfo -DLAB_SANITIZE=thread -DLAB_BUILD_SERVER=OFF; then
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest tsan "$ROOT/build-tsan" unit -R 'Queue|Worker|Executor|Store|RateLimiter|Api'
+  else
+    record tsan 0 1
+  fi
+fi
+
+STACK_UP=0
+if want stack || want integration; then
+  say "the local stack"
+  if [ -x "$ROOT/infra/stack.sh" ] && "$ROOT/infra/stack.sh" up; then
+    STACK_UP=1
+  else
+    echo "the stack did not come up (see .lab/stack/*/ logs)"
+    record stack-up 0 1
+  fi
+fi
+if want stack && [ $STACK_UP = 1 ]; then say "stack tests"; run_ctest stack "$ROOT/build" stack; fi
+if want integration && [ $STACK_UP = 1 ]; then
+  if (cd "$ROOT/build" && ctest -N -L integration | grep -q 'Total Tests: [1-9]'); then
+    say "integration tests (experiments on the real stack)"; run_ctest integration "$ROOT/build" integration
+  fi
+fi
+
+if want browser && [ -x "$ROOT/tests/browser/run.sh" ]; then
+  say "browser tests"
+  DATA=$(mktemp -d)
+  "$ROOT/build/reliability-lab" --listen 127.0.0.1:0 --port-file "$DATA/port" --data-dir "$DATA" \
+    --web-root "$ROOT/web" --migrations "$ROOT/migrations" >"$DATA/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do [ -s "$DATA/port" ] && break; sleep 0.1; done
+  if [ -s "$DATA/port" ]; then
+    log=$(mktemp)
+    "$ROOT/tests/browser/run.sh" "http://127.0.0.1:$(cat "$DATA/port")" 2>&1 | tee "$log"
+    line=$(grep -E '^browser: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+    if [ -n "$line" ]; then
+      record browser "$(sed -E 's/browser: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+    else
+      record browser 0 1
+    fi
+    rm -f "$log"
+  else
+    echo "the server for the browser tests did not start:"; cat "$DATA/server.log"; record browser 0 1
+  fi
+  kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
+fi
+
+if [ $STACK_UP = 1 ] && [ "${LAB_KEEP_STACK:-0}" != 1 ]; then
+  say "stopping the stack"; "$ROOT/infra/stack.sh" down || true
+fi
+
+say "summary"
+printf '%s\n' "${SUMMARY[@]}"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
