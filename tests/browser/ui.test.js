@@ -72,8 +72,7 @@ test('out-of-bounds parameter is refused in the browser before sending', async (
   assert.equal(await page.evaluate(() => document.activeElement.name), param.name, 'focus moves to the bad field');
   assert.match(await card.locator('[data-source="client"]').innerText(), /Not sent/);
   assert.deepEqual(posts, [], 'nothing was sent');
-  await card.scrollIntoViewIfNeeded();
-  await shot(page, 'form-client-error', { fullPage: false });
+  await card.screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'form-client-error.png') });
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -108,8 +107,7 @@ test('the server 400 problem is shown on the field it names', async () => {
   assert.ok(text.includes(fieldErr.message), 'the server\'s field message is shown');
   const onField = card.locator(`[data-field="params.${param.name}"] .field-error`);
   assert.equal(await onField.innerText(), fieldErr.message);
-  await card.scrollIntoViewIfNeeded();
-  await shot(page, 'form-server-400', { fullPage: false });
+  await card.screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'form-server-400.png') });
   assert.deepEqual(page.errors, []);
   await page.close();
 });

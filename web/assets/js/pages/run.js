@@ -13,7 +13,7 @@ import { criteriaList, evidenceView, modeLabel, orderModes } from '../evidence.j
 const MAX_RECONNECTS = 5;
 
 function kv(rows) {
-  return h('dl', { class: 'kv' }, rows.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+  return h('dl', { class: 'kv' }, rows.filter(Boolean).map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v))));
 }
 
 function stepItem(step) {
