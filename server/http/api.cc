@@ -481,6 +481,15 @@ HttpResponse Api::Metrics() {
 }
 
 HttpResponse Api::ListExperiments() {
+  const std::uint64_t generation = store_.finished_generation();
+  {
+    std::lock_guard lock(catalog_mu_);
+    if (generation == catalog_generation_) {
+      HttpResponse r;
+      r.body = catalog_body_;
+      return r;
+    }
+  }
   auto latest = store_.LatestFinishedPerExperiment();
   std::map<std::string, RunRecord> last;
   if (latest.ok()) {
@@ -496,7 +505,11 @@ HttpResponse Api::ListExperiments() {
     j["last_run_id"] = it != last.end() ? Json(it->second.id) : Json();
     items.push_back(std::move(j));
   }
-  return JsonResponse(200, {{"items", items}});
+  HttpResponse r = JsonResponse(200, {{"items", items}});
+  std::lock_guard lock(catalog_mu_);
+  catalog_generation_ = generation;
+  catalog_body_ = r.body;
+  return r;
 }
 
 HttpResponse Api::GetExperiment(const std::string& id) {

@@ -96,6 +96,11 @@ class Api {
   std::mutex cache_mu_;
   std::map<std::string, std::string> finished_run_json_;  // guarded by cache_mu_
 
+  // The catalog changes only when a run finishes (its last verdict): cached per generation.
+  std::mutex catalog_mu_;
+  std::uint64_t catalog_generation_ = ~std::uint64_t{0};  // guarded by catalog_mu_
+  std::string catalog_body_;                               // guarded by catalog_mu_
+
   std::mutex ready_mu_;
   std::chrono::steady_clock::time_point ready_at_{};  // guarded by ready_mu_
   std::string ready_body_;                             // guarded by ready_mu_

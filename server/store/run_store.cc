@@ -334,6 +334,7 @@ Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransitio
     return fail(s.error());
   }
   if (auto s = tx.Commit(); !s.ok()) return fail(s.error());
+  if (domain::IsTerminal(run.state)) ++finished_generation_;
   return run;
 }
 

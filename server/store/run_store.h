@@ -2,6 +2,7 @@
 // idempotency keys and settings. Every state change commits together with its audit entry.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -138,6 +139,9 @@ class RunStore {
   domain::Status SetSetting(const std::string& key, const std::optional<std::string>& value,
                             const std::string& audit_action, const Actor& actor);
 
+  // Grows each time a run reaches a terminal state: lets readers cache what depends on it.
+  std::uint64_t finished_generation() const { return finished_generation_.load(); }
+
   // True when the writer can commit (used by /readyz).
   domain::Status CheckWritable();
 
@@ -172,6 +176,7 @@ class RunStore {
   std::mutex read_mu_;
   std::unique_ptr<SqliteDb> reader_;                 // guarded by read_mu_; null for :memory:
   const domain::Clock& clock_;
+  std::atomic<std::uint64_t> finished_generation_{0};
 };
 
 }  // namespace lab::server

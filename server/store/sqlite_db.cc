@@ -75,6 +75,7 @@ domain::Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   }
   if (!read_only) {
     if (auto s = db->Exec("PRAGMA journal_mode=WAL"); !s.ok()) return s.error();
+    if (auto s = db->Exec("PRAGMA synchronous=NORMAL"); !s.ok()) return s.error();
   }
   return db;
 }
