@@ -38,14 +38,17 @@ function legend(series) {
 // eye compares is failure against success on the same metric). Zero is drawn as an empty track.
 //   rows: [{name, note?, highlight?, values: {seriesKey: number|undefined}}]
 //   series: [{key, label}]
-export function metricBars(rows, series, { caption } = {}) {
+//   sharedScale: all rows on one scale (for the same quantity measured on several things).
+export function metricBars(rows, series, { caption, sharedScale = false } = {}) {
   const fig = h('figure', { class: 'chart metric-bars' });
   if (caption) fig.append(h('figcaption', null, caption));
   if (series.length > 1) fig.append(legend(series));
   const list = h('div', { class: 'bar-rows' });
+  const numeric = (vals) => vals.filter((v) => typeof v === 'number').map((v) => Math.abs(v));
+  const globalMax = Math.max(0, ...rows.flatMap((row) => numeric(series.map((sr) => row.values[sr.key]))));
   for (const row of rows) {
     const vals = series.map((sr) => row.values[sr.key]);
-    const max = Math.max(0, ...vals.filter((v) => typeof v === 'number').map((v) => Math.abs(v)));
+    const max = sharedScale ? globalMax : Math.max(0, ...numeric(vals));
     const label = series.map((sr, i) => `${sr.label} ${typeof vals[i] === 'number' ? fmtNumber(vals[i]) : 'not measured'}`).join(', ');
     const group = h('div', { class: ['bar-row', row.highlight && 'highlight'], role: 'group', 'aria-label': `${row.name}: ${label}` },
       h('div', { class: 'bar-name' }, h('code', null, row.name), row.highlight ? h('span', { class: 'crit-mark', title: 'used by the verdict criteria' }, ' ◆') : null));

@@ -125,6 +125,46 @@ export function findSeries(details, maxDepth = 4) {
 
 // --- the side-by-side view --------------------------------------------------------------------
 
+const isScalar = (v) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+
+// The readable part of a mode's details: objects of like records become tables (e.g. one row
+// per stack part with ok/version/rtt_ms/detail), lists of words become lists, scalars a line each.
+// Anything else stays in the raw JSON below it.
+export function detailsView(details) {
+  if (!details || typeof details !== 'object' || Array.isArray(details)) return null;
+  const tables = [];
+  const lines = [];
+  const records = {};
+  for (const [k, v] of Object.entries(details)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every(isScalar) && Object.keys(v).length) records[k] = v;
+    else if (Array.isArray(v) && v.length && v.every((x) => typeof x === 'string' || typeof x === 'number')) lines.push([k, v.join(', ')]);
+    else if (isScalar(v)) lines.push([k, fmtValue(v)]);
+  }
+  const recordKeys = Object.keys(records);
+  if (recordKeys.length >= 2) {
+    const fields = [];
+    for (const r of Object.values(records)) for (const f of Object.keys(r)) if (!fields.includes(f)) fields.push(f);
+    // Short fields first (ok, version, numbers), long free text (detail, error…) last.
+    const late = (f) => (/^(detail|details|error|message|reason)$/.test(f) ? 1 : 0);
+    fields.sort((a, b) => late(a) - late(b) || (a === 'ok' ? -1 : b === 'ok' ? 1 : 0));
+    tables.push(tableWrap(h('table', { class: 'records' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, ''), fields.map((f) => h('th', { scope: 'col' }, f)))),
+      h('tbody', null, recordKeys.map((k) => h('tr', { class: records[k].ok === false ? 'bad' : null },
+        h('th', { scope: 'row' }, k),
+        fields.map((f) => {
+          const v = records[k][f];
+          if (f === 'ok' && typeof v === 'boolean') return h('td', null, v ? h('span', { class: 'ok' }, '✔ yes') : h('span', { class: 'bad-text' }, '✘ no'));
+          return h('td', { class: typeof v === 'number' ? 'num' : null }, v === '' ? '—' : fmtValue(v));
+        }))))), 'details'));
+  } else {
+    for (const k of recordKeys) lines.push([k, Object.entries(records[k]).map(([f, v]) => `${f}=${fmtValue(v)}`).join(', ')]);
+  }
+  if (!tables.length && !lines.length) return null;
+  return h('div', { class: 'details-view' },
+    tables,
+    lines.length ? h('dl', { class: 'kv' }, lines.map(([k, v]) => h('div', null, h('dt', null, k.replace(/_/g, ' ')), h('dd', null, v)))) : null);
+}
+
 function metricTable(metrics, mode, critSet) {
   const names = Object.keys(metrics || {});
   if (!names.length) return h('p', { class: 'muted' }, 'No metrics recorded for this mode.');
@@ -139,18 +179,40 @@ function metricTable(metrics, mode, critSet) {
 export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, name) => `${col.key}.${name}` } = {}) {
   const out = [];
   const series = columns.map((c) => ({ key: c.seriesKey || c.key, label: c.label }));
-  // Counts (everything that is not a percentile), in first-seen order.
-  const names = [];
+  // Metrics named "<thing>.<quantity>" (kafka.rtt_ms, redis.rtt_ms…): one chart per quantity
+  // measured on two or more things, on a shared scale, so the things can be compared.
+  const numericNames = [];
   for (const c of columns) for (const n of Object.keys(c.metrics || {})) {
-    if (!names.includes(n) && !parsePercentile(n) && typeof c.metrics[n] === 'number') names.push(n);
+    if (!numericNames.includes(n) && !parsePercentile(n) && typeof c.metrics[n] === 'number') numericNames.push(n);
   }
-  if (names.length) {
+  const byQuantity = new Map();
+  for (const n of numericNames) {
+    const dot = n.lastIndexOf('.');
+    if (dot <= 0) continue;
+    const q = n.slice(dot + 1);
+    if (!byQuantity.has(q)) byQuantity.set(q, []);
+    byQuantity.get(q).push(n);
+  }
+  const grouped = new Set();
+  for (const [q, list] of byQuantity) {
+    if (list.length < 2) continue;
+    list.forEach((n) => grouped.add(n));
+    out.push(metricBars(list.map((n) => ({
+      name: n.slice(0, n.lastIndexOf('.')),
+      highlight: columns.some((c) => critSet.has(critKey(c, n))),
+      values: Object.fromEntries(columns.map((c) => [c.seriesKey || c.key, c.metrics?.[n]])),
+    })), series, { caption: `${q.replace(/_/g, ' ')}, compared across ${list.length} (one scale)`, sharedScale: true }));
+  }
+  // Counts (everything else that is not a percentile), mode beside mode. With one mode alone the
+  // table already says it all, so no chart is drawn for it.
+  const names = numericNames.filter((n) => !grouped.has(n));
+  if (names.length && columns.length > 1) {
     const rows = names.map((n) => ({
       name: n,
       highlight: columns.some((c) => critSet.has(critKey(c, n))),
       values: Object.fromEntries(columns.map((c) => [c.seriesKey || c.key, c.metrics?.[n]])),
     }));
-    out.push(metricBars(rows, series, { caption: columns.length > 1 ? `Counts, ${columns.map((c) => c.label).join(' beside ')} (each row on its own scale)` : 'Counts' }));
+    out.push(metricBars(rows, series, { caption: `Counts, ${columns.map((c) => c.label).join(' beside ')} (each row on its own scale)` }));
   }
   // Percentiles, grouped by their prefix ("latency", "commit_to_projection"…).
   const groups = new Map();
@@ -198,6 +260,7 @@ export function evidenceView(evidence, { criteria = [], modeDescriptions = {} } 
       h('h3', null, modeLabel(mode)),
       modeDescriptions[mode] ? h('p', { class: 'muted mode-desc' }, modeDescriptions[mode]) : null,
       metricTable(ev.metrics, mode, critSet),
+      detailsView(ev.details),
       ev.details && Object.keys(ev.details).length
         ? h('details', { class: 'raw' }, h('summary', null, 'details (as recorded)'), jsonBlock(ev.details)) : null));
   }

@@ -8,7 +8,7 @@ import {
   tableWrap, timeEl, verdictBadge,
 } from '../dom.js';
 import { progressBar } from '../charts.js';
-import { criteriaList, evidenceView, modeLabel, orderModes } from '../evidence.js';
+import { criteriaList, detailsView, evidenceView, modeLabel, orderModes } from '../evidence.js';
 
 const MAX_RECONNECTS = 5;
 
@@ -175,6 +175,9 @@ export async function renderRun(main, { args, signal }) {
         ['started', timeEl(run.started_at)],
         ['finished', timeEl(run.finished_at)],
         ['duration', fmtDuration(run.duration_seconds)],
+        run.mode_seconds && Object.keys(run.mode_seconds).length
+          ? ['per mode', orderModes(Object.keys(run.mode_seconds)).map((m) => `${modeLabel(m)} ${fmtDuration(run.mode_seconds[m])}`).join(' · ')] : null,
+        run.actor ? ['started by', run.actor] : null,
         ['modes', (run.modes || []).map(modeLabel).join(', ') || '—'],
         ['repeat', String(run.repeat ?? 1)],
         ['timeout', run.timeout_seconds ? fmtDuration(run.timeout_seconds) : '—'],
@@ -190,6 +193,8 @@ export async function renderRun(main, { args, signal }) {
       h('div', { class: 'run-lower' },
         h('div', null,
           section('Stack it ran against', stackView(run.stack)),
+          run.postflight && Object.keys(run.postflight).length
+            ? section('Postflight', detailsView(run.postflight) || jsonBlock(run.postflight)) : null,
           section('Artifacts', artifactsView(run)),
           run.client_library_failures?.length
             ? section('Client library failures', h('ul', null, run.client_library_failures.map((f) => h('li', null, typeof f === 'string' ? f : JSON.stringify(f))))) : null),
