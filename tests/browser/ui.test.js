@@ -214,6 +214,34 @@ test('cancel button on a live run', async () => {
   await page.close();
 });
 
+// `repeat` from the form's run options: each repetition's verdict and reason are listed as the
+// API reports them.
+test('a repeated run lists each repetition', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/experiments/E-000`);
+  const form = page.locator('form.run-form');
+  await form.locator('summary', { hasText: 'Run options' }).click();
+  await form.locator('input[name="repeat"]').fill('2');
+  const accepted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/experiments/E-000/runs'));
+  await form.locator('button[type="submit"]').click();
+  const res = await accepted;
+  assert.equal(res.status(), 202, await res.text());
+  const id = (await res.json()).id;
+  assert.equal((await res.json()).repeat, 2);
+  const run = await waitFinished(id);
+  await page.waitForFunction((s) => document.querySelector('.run-status .badge[data-state]')?.dataset.state === s, run.state, { timeout: 30000 });
+  const reps = run.repetitions || [];
+  assert.equal(reps.length, 2, 'the API reports two repetitions');
+  const rows = page.locator('table.repetitions tbody tr');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), reps.length);
+  for (let i = 0; i < reps.length; i += 1) {
+    assert.equal(await rows.nth(i).locator('[data-verdict]').getAttribute('data-verdict'), reps[i].verdict || '');
+  }
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 // History lists the run under its experiment filter, and its row links to the run page.
 test('history filters by experiment and links to the run', async () => {
   assert.ok(runId, 'a run was started');

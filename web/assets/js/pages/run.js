@@ -65,7 +65,7 @@ function repetitionsView(reps, criteria) {
   return h('div', null,
     h('p', null, `The claim held in ${counts.confirmed} of ${reps.length} repetitions`,
       counts.refuted ? `, was refuted in ${counts.refuted}` : '', counts.inconclusive ? `, undecided in ${counts.inconclusive}` : '', '.'),
-    tableWrap(h('table', null,
+    tableWrap(h('table', { class: 'repetitions' },
       h('thead', null, h('tr', null, ['#', 'verdict', 'reason'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, reps.map((r) => h('tr', null, h('td', null, String(r.index)), h('td', null, verdictBadge(r.verdict)), h('td', null, r.reason || ''))))), 'repetitions'),
     reps.map((r) => r.evidence ? h('details', { class: 'raw' }, h('summary', null, `Repetition ${r.index} evidence`),
