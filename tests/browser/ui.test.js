@@ -289,6 +289,9 @@ test('compare two runs of E-000', async () => {
   assert.ok(heads.join(' ').includes(runId) && heads.join(' ').includes(other));
   await page.locator('h2', { hasText: 'Evidence, A beside B' }).waitFor();
   await shot(page, 'compare');
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'compare page fits a phone');
+  await page.setViewportSize(DESKTOP);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -310,6 +313,8 @@ test('audit shows the chain state and entries', async () => {
     assert.equal(await page.locator('table.audit tbody tr').first().getAttribute('data-seq'), String(list.json.items[0].seq));
   }
   await shot(page, 'audit', { fullPage: false });
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'audit page fits a phone');
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -322,6 +327,9 @@ test('experiment page, and a missing run shown as a 404 problem in words', async
   assert.ok((await page.locator('.lede').first().innerText()).includes(e000().claim));
   assert.ok(await page.locator('form.run-form').count() === 1);
   await shot(page, 'experiment', { fullPage: false });
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'experiment page fits a phone');
+  await page.setViewportSize(DESKTOP);
   await page.goto(`${BASE_URL}/ui/runs/no-such-run-id`);
   const problem = page.locator('.problem');
   await problem.waitFor();
