@@ -34,6 +34,8 @@ part_ready() {
       wait_for mysql 60 mysql_alive && mysql_bootstrap >/dev/null && wait_for mysql 10 mysql_healthy ;;
     registry)
       wait_part registry && wait_until 30 "registry global compatibility BACKWARD" registry_set_backward ;;
+    prometheus)  # a running Prometheus re-reads its config and infra/prometheus/rules/
+      wait_part prometheus && prometheus_write_config && curl -sf -m 10 -X POST "$LAB_PROMETHEUS_URL/-/reload" ;;
     *) wait_part "$part" ;;
   esac
 }
@@ -43,7 +45,7 @@ wait_for() {
   local part="$1" secs="$2"; shift 2
   local deadline=$(( $(now_ms) + secs * 1000 ))
   until "$@" >/dev/null 2>&1; do
-    if ! part_pid "$part" >/dev/null; then
+    if ! part_alive "$part"; then
       warn "$part exited during start; last lines of $(part_log "$part"):"; tail -n 15 "$(part_log "$part")" >&2 2>/dev/null
       return 1
     fi

@@ -88,6 +88,13 @@ is_ours() {
   tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "LAB_STACK_HOME=$STATE"
 }
 
+# PART's recorded process exists (maybe still between fork and exec, so not yet "ours").
+part_alive() {
+  local pid
+  pid="$(cat "$(pid_file "$1")" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(proc_state "$pid")" != Z ]
+}
+
 proc_state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }   # R S D T(stopped) Z ...
 is_paused()  { [ "$(proc_state "$1")" = T ]; }
 

@@ -363,7 +363,7 @@ wait_part() {
   local part="$1" secs="${2:-$(part_wait_secs "$1")}" deadline
   deadline=$(( $(now_ms) + secs * 1000 ))
   while ! part_healthy "$part"; do
-    if ! part_pid "$part" >/dev/null; then
+    if ! part_alive "$part"; then
       warn "$part exited during start; last lines of $(part_log "$part"):"
       tail -n 15 "$(part_log "$part")" >&2 2>/dev/null
       return 1

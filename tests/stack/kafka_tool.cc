@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -174,21 +175,35 @@ std::string JoinIds(const int32_t* ids, int n) {
   return s;
 }
 
+// Metadata for one topic; a topic created a moment ago may take a few seconds to reach every
+// broker's metadata cache, so UNKNOWN_TOPIC_OR_PART is retried for up to 10 s.
+Owned<const rd_kafka_metadata_t> TopicMetadata(rd_kafka_t* rk, const std::string& topic) {
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
+      rd_kafka_topic_new(rk, topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    const rd_kafka_metadata_t* md = nullptr;
+    const rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt.get(), &md, kTimeoutMs);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::fprintf(stderr, "metadata: %s\n", rd_kafka_err2str(e));
+      return nullptr;
+    }
+    Owned<const rd_kafka_metadata_t> owned(md);
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) return owned;
+    const bool unknown =
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (!unknown || std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(stderr, "%s: %s\n", topic.c_str(),
+                   md->topic_cnt == 1 ? rd_kafka_err2name(md->topics[0].err) : "not found");
+      return nullptr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
 int Describe(rd_kafka_t* rk, const std::string& topic) {
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, kTimeoutMs);
-  rd_kafka_topic_destroy(rkt);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::fprintf(stderr, "metadata: %s\n", rd_kafka_err2str(e));
-    return 1;
-  }
-  Owned<const rd_kafka_metadata_t> owned(md);
-  if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::fprintf(stderr, "%s: %s\n", topic.c_str(),
-                 md->topic_cnt == 1 ? rd_kafka_err2name(md->topics[0].err) : "not found");
-    return 1;
-  }
+  auto md = TopicMetadata(rk, topic);
+  if (!md) return 1;
   const rd_kafka_metadata_topic& t = md->topics[0];
   std::vector<const rd_kafka_metadata_partition*> parts;
   for (int i = 0; i < t.partition_cnt; ++i) parts.push_back(&t.partitions[i]);
