@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
+#include <sstream>
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
@@ -174,6 +176,96 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
       (void)client.DeleteSubject(a.name);
     }
   }
+}
+
+std::string RoleOutcome::Value(const std::string& key, const std::string& def) const {
+  auto it = values.find(key);
+  return it == values.end() ? def : it->second;
+}
+
+std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages) {
+  std::map<std::string, int> counts;
+  for (const auto& m : messages) {
+    for (const auto& [k, v] : m.headers) {
+      if (k == "event_id") {
+        ++counts[v];
+        break;
+      }
+    }
+  }
+  return counts;
+}
+
+domain::Result<ChildProcess> ExperimentBase::StartRole(
+    const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
+    const std::string& role, const std::vector<std::string>& args, const std::string& label) const {
+  std::vector<std::string> argv = {RoleBinary(),   role,
+                                   "--bootstrap",  config_.kafka_bootstrap,
+                                   "--mysql-host", config_.mysql_host,
+                                   "--mysql-port", std::to_string(config_.mysql_port),
+                                   "--mysql-user", config_.mysql_user,
+                                   "--mysql-db",   config_.mysql_database,
+                                   "--redis-host", config_.redis_host,
+                                   "--redis-port", std::to_string(config_.redis_port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string log = (std::filesystem::temp_directory_path() /
+                     ("lab-" + SafeName(ctx.ns) + "-" + mode + "-" + label + ".log"))
+                        .string();
+  std::remove(log.c_str());
+  auto child = ChildProcess::Spawn(argv, log, {{"LAB_MYSQL_PASSWORD", config_.mysql_password}});
+  if (!child) return child.error();
+  Created(ctx, mode, result, kArtifactProcess, std::to_string(child->pid()));
+  Step(ctx,
+       mode + ": started " + role + " (" + label + ", pid " + std::to_string(child->pid()) + ")");
+  return child;
+}
+
+RoleOutcome ExperimentBase::WaitRole(const domain::RunContext& ctx, ChildProcess& process,
+                                     std::chrono::milliseconds timeout, domain::ModeResult& result,
+                                     const std::string& label) const {
+  RoleOutcome outcome;
+  auto status = process.Wait(timeout, ctx.stop);
+  if (!status) {
+    process.Kill();
+    Step(ctx, label + ": did not finish in time (or the run was cancelled); killed");
+  } else {
+    outcome.finished = true;
+    outcome.status = *status;
+  }
+  std::istringstream lines(process.ReadLog());
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq);
+    std::string value = line.substr(eq + 1);
+    if (key == "client_library_failure")
+      result.client_library_failures.push_back(label + ": " + value);
+    if (key == "error" || key == "failpoint") Step(ctx, label + ": " + line);
+    outcome.values.emplace(key, value);
+  }
+  if (outcome.finished) Step(ctx, label + ": " + outcome.status.Describe());
+  std::remove(process.log_path().c_str());
+  return outcome;
+}
+
+RoleOutcome ExperimentBase::RunRole(const domain::RunContext& ctx, const std::string& mode,
+                                    domain::ModeResult& result, const std::string& role,
+                                    const std::vector<std::string>& args, const std::string& label,
+                                    std::chrono::milliseconds timeout) const {
+  auto child = StartRole(ctx, mode, result, role, args, label);
+  if (!child) {
+    Step(ctx, label + ": " + child.error().message);
+    return {};
+  }
+  return WaitRole(ctx, *child, timeout, result, label);
+}
+
+std::int64_t ExperimentBase::Count(mysql::Connection& conn, const std::string& sql,
+                                   const std::vector<mysql::Param>& params) const {
+  auto rows = conn.Query(sql, params);
+  if (!rows) return -1;
+  return rows->Scalar();
 }
 
 domain::ModeResult Inconclusive(domain::ModeResult result, const std::string& why) {

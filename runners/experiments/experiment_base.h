@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "domain/ports.h"
+#include "runners/common/process.h"
+#include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
 #include "runners/stack_config.h"
 
@@ -20,6 +22,18 @@ inline constexpr const char* kArtifactRows = "mysql-rows";     // name = run_ns 
 inline constexpr const char* kArtifactRedis = "redis-prefix";  // name = key prefix
 inline constexpr const char* kArtifactProcess = "process";     // name = pid
 inline constexpr const char* kArtifactSubject = "registry-subject";
+
+// What a finished role process left: how it ended and its key=value lines.
+struct RoleOutcome {
+  bool finished = false;  // ended within the wait
+  ExitStatus status;
+  std::multimap<std::string, std::string> values;
+  std::string Value(const std::string& key, const std::string& def = "") const;
+  bool KilledByFailpoint() const { return status.signaled && status.signal == 9; }
+};
+
+// Distinct event ids (header `event_id`) of records read back, with how often each appeared.
+std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages);
 
 class ExperimentBase : public domain::ExperimentRunner {
  public:
@@ -50,6 +64,24 @@ class ExperimentBase : public domain::ExperimentRunner {
                              const std::map<std::string, std::string>& configs = {}) const;
   // The role binary, resolved against the repo/build dirs.
   std::string RoleBinary() const;
+  // Starts `lab-role <role>` with the stack's endpoints and `args`; records the process.
+  domain::Result<ChildProcess> StartRole(const domain::RunContext& ctx, const std::string& mode,
+                                         domain::ModeResult& result, const std::string& role,
+                                         const std::vector<std::string>& args,
+                                         const std::string& label) const;
+  // Waits (bounded, cancellable) and collects its output; client-library failures it reported
+  // are added to `result`.
+  RoleOutcome WaitRole(const domain::RunContext& ctx, ChildProcess& process,
+                       std::chrono::milliseconds timeout, domain::ModeResult& result,
+                       const std::string& label) const;
+  // Start + wait.
+  RoleOutcome RunRole(const domain::RunContext& ctx, const std::string& mode,
+                      domain::ModeResult& result, const std::string& role,
+                      const std::vector<std::string>& args, const std::string& label,
+                      std::chrono::milliseconds timeout) const;
+  // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
+  std::int64_t Count(mysql::Connection& conn, const std::string& sql,
+                     const std::vector<mysql::Param>& params) const;
 
   StackConfig config_;
 };

@@ -10,5 +10,9 @@
 namespace lab::runners {
 
 std::unique_ptr<domain::ExperimentRunner> MakeStackCheck(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeProduceAfterCommit(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeConsumeWithoutDedup(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeCommitBeforeProcess(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConfig& config);
 
 }  // namespace lab::runners

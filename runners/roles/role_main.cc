@@ -1,1 +1,31 @@
-int main() { return 0; }
+// lab-role: the service roles of EXPERIMENTS.md as one binary, so that a run can start each as
+// a child process and a failpoint kills a real process.
+//   lab-role command-service|outbox-relay|consumer-service|replay-worker --ns NS [--key value]…
+// Common flags: --bootstrap, --mysql-host/--mysql-port/--mysql-user/--mysql-db (password from
+// LAB_MYSQL_PASSWORD), --failpoint NAME --failpoint-after N. Exit 0 when the work is done.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "runners/roles/role_common.h"
+
+int main(int argc, char** argv) {
+  using namespace lab::runners::roles;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: lab-role ROLE --ns NS [--key value]...\n");
+    return 2;
+  }
+  std::string role = argv[1];
+  RoleArgs args(argc, argv);
+  try {
+    if (role == "command-service") return RunCommandService(args);
+    if (role == "outbox-relay") return RunOutboxRelay(args);
+    if (role == "consumer-service") return RunConsumerService(args);
+    if (role == "replay-worker") return RunReplayWorker(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error=%s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "unknown role %s\n", role.c_str());
+  return 2;
+}

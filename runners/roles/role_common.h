@@ -1,0 +1,60 @@
+// What the service roles share: argument parsing (--key value), the failpoint (kills the
+// process with SIGKILL at a named point — it never fabricates an outcome), connection settings
+// and one-line key=value output the runner keeps in the process log.
+#pragma once
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "runners/mysql/mysql_client.h"
+
+namespace lab::runners::roles {
+
+class RoleArgs {
+ public:
+  RoleArgs(int argc, char** argv);
+  std::string Get(const std::string& name, const std::string& def = "") const;
+  std::int64_t Int(const std::string& name, std::int64_t def = 0) const;
+  bool Has(const std::string& name) const { return kv_.count(name) > 0; }
+
+ private:
+  std::map<std::string, std::string> kv_;
+};
+
+class Failpoint {
+ public:
+  explicit Failpoint(const RoleArgs& args)
+      : name_(args.Get("failpoint", "none")), after_(args.Int("failpoint-after", 1)) {}
+  // Counts one pass through `point`; when it is the armed failpoint and the count reaches
+  // `after`, the process dies here, with whatever it has in memory.
+  void Hit(const char* point) {
+    if (name_ != point) return;
+    if (++count_ < after_) return;
+    std::printf("failpoint=%s count=%lld action=SIGKILL\n", point, static_cast<long long>(count_));
+    std::fflush(stdout);
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(137);  // not reached
+  }
+  bool Armed(const char* point) const { return name_ == point; }
+
+ private:
+  std::string name_;
+  std::int64_t after_;
+  std::int64_t count_ = 0;
+};
+
+mysql::MysqlConfig MysqlFromArgs(const RoleArgs& args);
+void Emit(const std::string& key, const std::string& value);
+void Emit(const std::string& key, std::int64_t value);
+
+int RunCommandService(const RoleArgs& args);
+int RunOutboxRelay(const RoleArgs& args);
+int RunConsumerService(const RoleArgs& args);
+int RunReplayWorker(const RoleArgs& args);
+
+}  // namespace lab::runners::roles

@@ -1,0 +1,50 @@
+// Drives runners directly (MakeRunners + a recording RunReporter), the way a worker does:
+// defaults from the catalog, each mode in turn, the verdict from the catalog's criteria,
+// cleanup at the end.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "domain/catalog.h"
+#include "domain/ports.h"
+#include "domain/verdict.h"
+#include "runners/stack_config.h"
+
+namespace lab::testing {
+
+class RecordingReporter final : public domain::RunReporter {
+ public:
+  void Step(std::string_view message) override;
+  void Progress(double percent) override;
+  void Created(std::string_view mode, const domain::Artifact& artifact) override;
+  std::vector<domain::Artifact> artifacts() const;
+  bool echo = false;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> steps_;           // guarded by mu_
+  std::vector<domain::Artifact> artifacts_;  // guarded by mu_
+};
+
+struct RunOutcome {
+  std::map<std::string, domain::ModeResult> modes;
+  domain::VerdictDecision verdict;
+  double seconds = 0;
+  std::vector<domain::Artifact> artifacts;
+};
+
+runners::StackConfig TestStackConfig();
+
+// Runs `modes` (empty: all of the experiment's) with the catalog defaults overridden by `params`.
+RunOutcome RunExperiment(const std::string& id,
+                         const std::map<std::string, domain::ParamValue>& params,
+                         std::vector<std::string> modes = {}, bool echo = false,
+                         std::stop_token stop = {}, const std::string& ns_hint = "");
+
+std::string Describe(const RunOutcome& outcome);
+
+}  // namespace lab::testing
