@@ -138,7 +138,7 @@ registry_start() {
     -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+ExitOnOutOfMemoryError -Djava.net.preferIPv4Stack=true \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
-    -Dapicurio.datasource.url="$url" \
+    -Dapicurio.datasource.url="$url" -Dapicurio.rules.global.compatibility=BACKWARD \
     -jar "$APICURIO_HOME/quarkus-run.jar"
 }
 registry_healthy() { curl -sf -m 2 -o /dev/null "$LAB_REGISTRY_URL/subjects"; }
