@@ -1,0 +1,89 @@
+// End-to-end: request size limits and read timeouts at the HTTP layer — oversized bodies and
+// headers, malformed requests, and slow or stalled clients that must not hold a connection.
+#include "tests/e2e/e2e_util.h"
+
+namespace lab::e2e {
+namespace {
+
+class LimitsE2E : public E2E {
+ protected:
+  void SetUp() override {
+    server_ = Start(Options({"--body-limit", "1024", "--read-timeout", "1", "--idle-timeout", "30"}));
+    ASSERT_NE(server_, nullptr);
+  }
+  std::unique_ptr<LabServer> server_;
+};
+
+// A body over --body-limit is 413 with a problem document; nothing is queued.
+TEST_F(LimitsE2E, BodyOverLimitIs413) {
+  auto http = server_->client();
+  std::string note(2000, 'x');
+  auto r = http.PostJson("/experiments/E-000/runs", {{"note", note}});
+  EXPECT_EQ(r.status, 413) << r.error << " " << r.body;
+  EXPECT_TRUE(IsProblem(r)) << r.body;
+  // Just under the limit is fine (and then rejected by validation only if invalid).
+  auto small = http.PostJson("/experiments/E-000/runs", {{"note", std::string(900, 'x')}, {"params", {{"timeout_ms", 100}}}});
+  EXPECT_EQ(small.status, 202) << small.body;
+  EXPECT_EQ(CountRuns(http), 1);
+}
+
+// Headers over the header limit are 431.
+TEST_F(LimitsE2E, HeadersOverLimitIs431) {
+  auto http = server_->client();
+  auto r = http.Get("/runs", {{"X-Padding", std::string(20000, 'h')}});
+  EXPECT_EQ(r.status, 431) << r.error << " " << r.body;
+  EXPECT_TRUE(IsProblem(r));
+  EXPECT_EQ(http.Get("/runs", {{"X-Padding", std::string(2000, 'h')}}).status, 200);
+}
+
+// Garbage instead of HTTP is answered 400 and the connection closed.
+TEST_F(LimitsE2E, MalformedRequestIs400) {
+  RawConnection raw(server_->port());
+  ASSERT_TRUE(raw.connected());
+  raw.Send("HELLO THERE\r\n\r\n");
+  EXPECT_TRUE(raw.ReadUntilClosed(5s));
+  EXPECT_EQ(StatusOf(raw.received()), 400) << raw.received();
+  RawConnection bad_escape(server_->port());
+  bad_escape.Send("GET /runs/%zz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(bad_escape.ReadUntilClosed(5s));
+  EXPECT_EQ(StatusOf(bad_escape.received()), 400) << bad_escape.received();
+}
+
+// A client that sends half a request is disconnected after --read-timeout, and meanwhile the
+// server keeps answering others.
+TEST_F(LimitsE2E, HalfRequestIsClosedAfterReadTimeout) {
+  RawConnection slow(server_->port());
+  ASSERT_TRUE(slow.connected());
+  slow.Send("POST /experiments/E-000/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"par");
+  RawConnection silent(server_->port());  // connects and sends nothing at all
+  auto started = Clock::now();
+  EXPECT_EQ(server_->client().Get("/healthz").status, 200);
+  EXPECT_TRUE(slow.ReadUntilClosed(5s)) << "the half request held its connection for 5 s";
+  auto took = Clock::now() - started;
+  EXPECT_GE(took, 700ms);
+  EXPECT_LT(took, 4s);
+  EXPECT_TRUE(silent.ReadUntilClosed(3s));
+  auto http = server_->client();
+  EXPECT_EQ(CountRuns(http), 0);
+}
+
+// A kept-alive connection that starts a second request and stalls is closed after the read
+// timeout as well (the idle timeout is for connections with no request under way).
+TEST_F(LimitsE2E, HalfSecondRequestOnKeepAliveIsClosedAfterReadTimeout) {
+  RawConnection conn(server_->port());
+  ASSERT_TRUE(conn.connected());
+  conn.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  auto first = conn.ReadResponse(5s);
+  ASSERT_EQ(first.status, 200) << first.error;
+  conn.Send("GET /runs HTTP/1.1\r\nHost: 127.");
+  auto started = Clock::now();
+  bool closed = conn.ReadUntilClosed(5s);
+  EXPECT_TRUE(closed) << "a stalled second request held the connection past --read-timeout 1 "
+                         "(it gets the 30 s --idle-timeout instead)";
+  if (closed) {
+    EXPECT_LT(Clock::now() - started, 4s);
+  }
+}
+
+}  // namespace
+}  // namespace lab::e2e

@@ -1,0 +1,410 @@
+// The Api handlers and the RunExecutor without sockets: an Api over a RunStore on :memory:, a
+// RunQueue and a RunExecutor whose runners are fakes. Proves the verdict follows the evidence,
+// cleanup runs after a throw, a cancel and a timeout, and preflight/postflight are honoured.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "server/http/api.h"
+#include "server/json_codec.h"
+#include "tests/unit/server/test_support.h"
+
+namespace lab::server {
+namespace {
+
+using namespace std::chrono_literals;
+using test_support::FakeClock;
+using test_support::MigrationsDir;
+
+// A runner whose observations the test sets. It can throw, or block until its stop token fires.
+class FakeRunner : public domain::ExperimentRunner {
+ public:
+  explicit FakeRunner(std::string id) : id_(std::move(id)) {}
+  std::string_view ExperimentId() const override { return id_; }
+
+  domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
+    int call = calls++;
+    ctx.reporter->Step("fake runner working");
+    ctx.reporter->Created(mode, {"kafka-topic", ctx.ns + "_events"});
+    if (!throw_message.empty()) throw std::runtime_error(throw_message);
+    if (block) {
+      if (started) started->set_value();
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      cv.wait(lock, ctx.stop, [] { return false; });
+      saw_stop = ctx.stop.stop_requested();
+    }
+    domain::ModeResult r;
+    r.metrics = per_call.empty() ? metrics : per_call[static_cast<std::size_t>(call) % per_call.size()];
+    r.details_json = R"({"note":"fake"})";
+    return r;
+  }
+
+  void Cleanup(const domain::RunContext& ctx, const std::vector<domain::Artifact>& created) override {
+    ++cleanups;
+    cleaned = created;
+    cleanup_stop_requested = ctx.stop.stop_requested();
+  }
+
+  // Set before a run starts (happens-before via thread start), read after it ended.
+  domain::ModeMetrics metrics;
+  std::vector<domain::ModeMetrics> per_call;
+  std::string throw_message;
+  bool block = false;
+  std::promise<void>* started = nullptr;
+  std::atomic<int> calls{0};
+  std::atomic<int> cleanups{0};
+  std::atomic<bool> saw_stop{false};
+  std::vector<domain::Artifact> cleaned;
+  bool cleanup_stop_requested = true;
+
+ private:
+  std::string id_;
+};
+
+class FakeProbe : public domain::StackProbe {
+ public:
+  std::vector<domain::PartHealth> Check(const std::vector<std::string>& parts,
+                                        std::chrono::milliseconds) override {
+    std::lock_guard lock(mu);
+    ++checks;
+    std::vector<domain::PartHealth> out;
+    for (const auto& p : parts) {
+      bool ok = down.count(p) == 0 && !(checks > 1 && down_after_first.count(p));
+      out.push_back({p, ok, 1.0, "v1", ok ? "" : "refused"});
+    }
+    return out;
+  }
+  std::mutex mu;
+  std::set<std::string> down;              // guarded by mu
+  std::set<std::string> down_after_first;  // guarded by mu
+  int checks = 0;                          // guarded by mu
+};
+
+// E-001's criteria: success.commands > 0 (else inconclusive), applied == commands, and
+// duplicates, mismatches, stale_reads == 0 (else refuted).
+domain::ModeMetrics GoodE001() {
+  return {{"commands", 100}, {"applied", 100}, {"duplicates", 0}, {"mismatches", 0}, {"stale_reads", 0}};
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = RunStore::Open(":memory:", MigrationsDir(), clock_);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(opened).value();
+    MakeApi(nullptr);
+  }
+
+  void MakeApi(domain::StackProbe* probe) {
+    executor_ = std::make_unique<RunExecutor>(
+        *store_, std::map<std::string, domain::ExperimentRunner*>{{"E-001", &runner_}}, probe, metrics_, health_);
+    ApiOptions options;
+    options.allow_anonymous = true;
+    options.openapi_json = "{}";
+    api_ = std::make_unique<Api>(*store_, queue_, *executor_, metrics_, probe, health_,
+                                 TokenTable::Parse("").value(), limiter_, std::set<std::string>{"E-001"},
+                                 options);
+  }
+
+  HttpResponse Call(const std::string& method, const std::string& target, const std::string& body = "",
+                    std::map<std::string, std::string> headers = {}) {
+    HttpRequest req;
+    req.method = method;
+    req.target = target;
+    EXPECT_TRUE(ParseTarget(target, req.path, req.query));
+    headers.emplace("host", "127.0.0.1:8080");
+    req.headers = std::move(headers);
+    req.body = body;
+    req.remote_ip = "127.0.0.1";
+    req.request_id = "req-" + std::to_string(++requests_);
+    return api_->Handle(req);
+  }
+
+  static Json Body(const HttpResponse& r) { return Json::parse(r.body, nullptr, false); }
+  static std::string Header(const HttpResponse& r, const std::string& name) {
+    for (const auto& [n, v] : r.headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
+
+  // POSTs a run of E-001 and returns its id.
+  std::string Post(const Json& body = Json::object()) {
+    auto r = Call("POST", "/experiments/E-001/runs", body.dump());
+    EXPECT_EQ(r.status, 202) << r.body;
+    return Body(r).value("id", "");
+  }
+
+  // Takes the next run from the queue and executes it on this thread, like a worker.
+  void ExecuteNext() {
+    std::stop_source stopped;
+    stopped.request_stop();
+    auto run = queue_.PopRunnable(stopped.get_token());
+    ASSERT_TRUE(run.has_value()) << "nothing runnable in the queue";
+    executor_->Execute(*run);
+    queue_.Release(*run);
+  }
+
+  Json Run(const std::string& id) {
+    auto r = Call("GET", "/runs/" + id);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Body(r);
+  }
+
+  bool HasStep(const Json& run, const std::string& text) {
+    for (const auto& s : run["steps"]) {
+      if (s["message"].get<std::string>().find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<RunStore> store_;
+  RunQueue queue_{10};
+  LabMetrics metrics_;
+  StackHealth health_;
+  RateLimiter limiter_{0, 0};
+  FakeRunner runner_{"E-001"};
+  std::unique_ptr<RunExecutor> executor_;
+  std::unique_ptr<Api> api_;
+  int requests_ = 0;
+};
+
+// The verdict depends on the data: the same experiment is confirmed, then refuted, then
+// inconclusive as only the runner's metrics change.
+TEST_F(ApiTest, VerdictFollowsTheEvidence) {
+  runner_.metrics = GoodE001();
+  std::string good = Post();
+  EXPECT_EQ(Run(good)["state"], "queued");
+  ExecuteNext();
+  auto a = Run(good);
+  EXPECT_EQ(a["state"], "completed");
+  EXPECT_EQ(a["verdict"], "confirmed") << a.dump();
+  EXPECT_EQ(a["evidence"]["success"]["metrics"]["applied"], 100);
+  EXPECT_EQ(a["evidence"]["success"]["details"]["note"], "fake");
+
+  runner_.metrics = GoodE001();
+  runner_.metrics["duplicates"] = 3;
+  std::string dup = Post();
+  ExecuteNext();
+  auto b = Run(dup);
+  EXPECT_EQ(b["state"], "completed");
+  EXPECT_EQ(b["verdict"], "refuted") << b.dump();
+  EXPECT_NE(b["verdict_reason"].get<std::string>().find("duplicates"), std::string::npos);
+
+  runner_.metrics = GoodE001();
+  runner_.metrics["applied"] = 99;
+  std::string lost = Post();
+  ExecuteNext();
+  EXPECT_EQ(Run(lost)["verdict"], "refuted");
+
+  runner_.metrics = GoodE001();
+  runner_.metrics["commands"] = 0;
+  runner_.metrics["applied"] = 0;
+  std::string nothing = Post();
+  ExecuteNext();
+  EXPECT_EQ(Run(nothing)["verdict"], "inconclusive");
+
+  runner_.metrics = GoodE001();
+  runner_.metrics.erase("stale_reads");
+  std::string missing = Post();
+  ExecuteNext();
+  EXPECT_EQ(Run(missing)["verdict"], "inconclusive") << "a missing number must never confirm";
+
+  auto exp = Body(Call("GET", "/experiments/E-001"));
+  EXPECT_EQ(exp["last_verdict"], "inconclusive");
+  EXPECT_EQ(exp["last_runs"].size(), 5u);
+  auto m = metrics_.Serialize();
+  EXPECT_NE(m.find(R"(lab_runs_total{experiment="E-001",state="completed",verdict="refuted"} 2)"), std::string::npos);
+  EXPECT_NE(m.find(R"(lab_experiment_last_verdict{experiment="E-001",verdict="inconclusive"} 1)"), std::string::npos);
+}
+
+// repeat: N runs N times; one refuted repetition refutes the run, and each is reported.
+TEST_F(ApiTest, RepeatAggregatesRepetitions) {
+  auto bad = GoodE001();
+  bad["mismatches"] = 1;
+  runner_.per_call = {GoodE001(), bad, GoodE001()};
+  std::string id = Post({{"repeat", 3}});
+  ExecuteNext();
+  auto run = Run(id);
+  EXPECT_EQ(runner_.calls.load(), 3);
+  EXPECT_EQ(run["verdict"], "refuted") << run.dump();
+  ASSERT_EQ(run["repetitions"].size(), 3u);
+  EXPECT_EQ(run["repetitions"][0]["verdict"], "confirmed");
+  EXPECT_EQ(run["repetitions"][1]["verdict"], "refuted");
+  EXPECT_EQ(run["repetitions"][2]["verdict"], "confirmed");
+}
+
+// A runner that throws: the run fails inconclusive with the error, and cleanup still runs with
+// the artifacts recorded before the throw.
+TEST_F(ApiTest, CleanupRunsAfterRunnerThrows) {
+  runner_.throw_message = "broker exploded";
+  std::string id = Post();
+  ExecuteNext();
+  auto run = Run(id);
+  EXPECT_EQ(run["state"], "failed");
+  EXPECT_EQ(run["verdict"], "inconclusive");
+  EXPECT_NE(run["error"].get<std::string>().find("broker exploded"), std::string::npos) << run.dump();
+  EXPECT_EQ(runner_.cleanups.load(), 1);
+  ASSERT_EQ(runner_.cleaned.size(), 1u);
+  EXPECT_EQ(runner_.cleaned[0].kind, "kafka-topic");
+  EXPECT_NE(runner_.cleaned[0].name.find(id), std::string::npos) << "artifacts live under the run's namespace";
+  EXPECT_EQ(run["artifacts"]["success"][0]["kind"], "kafka-topic");
+  EXPECT_TRUE(HasStep(run, "cleanup"));
+}
+
+// keep_artifacts: cleanup is skipped and the run says so.
+TEST_F(ApiTest, KeepArtifactsSkipsCleanup) {
+  runner_.metrics = GoodE001();
+  std::string id = Post({{"keep_artifacts", true}});
+  ExecuteNext();
+  auto run = Run(id);
+  EXPECT_EQ(runner_.cleanups.load(), 0);
+  EXPECT_TRUE(HasStep(run, "cleanup skipped"));
+  EXPECT_EQ(run["artifacts"]["success"].size(), 1u);
+}
+
+// Cancel while running: 202, the runner sees its stop token, the run ends cancelled (no verdict)
+// and cleanup runs with a token that is not stopped.
+TEST_F(ApiTest, CancelRunningRunStillCleansUp) {
+  std::promise<void> started;
+  runner_.block = true;
+  runner_.started = &started;
+  std::string id = Post();
+  auto worker = std::async(std::launch::async, [&] { ExecuteNext(); });
+  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(executor_->IsRunning(id));
+  auto cancel = Call("POST", "/runs/" + id + "/cancel");
+  EXPECT_EQ(cancel.status, 202) << cancel.body;
+  EXPECT_TRUE(Body(cancel).value("cancel_requested", false));
+  ASSERT_EQ(worker.wait_for(5s), std::future_status::ready) << "the run ignored the cancel";
+  worker.get();
+  auto run = Run(id);
+  EXPECT_EQ(run["state"], "cancelled");
+  EXPECT_TRUE(run["verdict"].is_null());
+  EXPECT_TRUE(runner_.saw_stop.load());
+  EXPECT_EQ(runner_.cleanups.load(), 1);
+  EXPECT_FALSE(runner_.cleanup_stop_requested) << "cleanup must not inherit the cancelled token";
+  EXPECT_EQ(Call("POST", "/runs/" + id + "/cancel").status, 409);
+  AuditFilter f;
+  f.action = "run.cancelled";
+  auto audit = store_->ListAudit(f);
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].actor, "local");
+}
+
+// The per-run timeout stops a run that overruns: failed, inconclusive, "timed out", cleaned up.
+TEST_F(ApiTest, PerRunTimeoutStopsTheRun) {
+  runner_.block = true;
+  RunRecord rec;
+  rec.id = "rtimeout";
+  rec.experiment = "E-001";
+  // 1 s is below the API's minimum of 5 s; stored directly to keep this test fast.
+  rec.request_json = R"({"modes":["success"],"params":{},"repeat":1,"timeout_seconds":1})";
+  ASSERT_TRUE(store_->InsertQueued(rec, Actor{"test", ""}, std::nullopt, "h").ok());
+  ASSERT_TRUE(queue_.TryReserve());
+  queue_.PushReserved(QueuedRun{"rtimeout", "E-001", {}});
+  auto started = std::chrono::steady_clock::now();
+  auto worker = std::async(std::launch::async, [&] { ExecuteNext(); });
+  ASSERT_EQ(worker.wait_for(10s), std::future_status::ready) << "the timeout did not stop the run";
+  worker.get();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 900ms);
+  auto run = Run("rtimeout");
+  EXPECT_EQ(run["state"], "failed");
+  EXPECT_EQ(run["verdict"], "inconclusive");
+  EXPECT_NE(run["verdict_reason"].get<std::string>().find("timed out"), std::string::npos) << run.dump();
+  EXPECT_EQ(runner_.cleanups.load(), 1);
+}
+
+// Cancelling a queued run removes it from the queue at once; it never executes.
+TEST_F(ApiTest, CancelQueuedRunNeverExecutes) {
+  std::string id = Post();
+  EXPECT_EQ(queue_.Depth(), 1u);
+  auto r = Call("POST", "/runs/" + id + "/cancel");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Body(r)["state"], "cancelled");
+  EXPECT_EQ(queue_.Depth(), 0u);
+  EXPECT_EQ(runner_.calls.load(), 0);
+  EXPECT_EQ(Call("POST", "/runs/" + id + "/cancel").status, 409);
+  EXPECT_TRUE(queue_.TryReserve()) << "the cancelled run's place was not freed";
+}
+
+// Invalid requests are 400 naming the field; unavailable experiments 501; nothing is queued.
+TEST_F(ApiTest, RefusedRequestsQueueNothing) {
+  auto r = Call("POST", "/experiments/E-001/runs", R"({"params":{"events":0}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Body(r)["errors"][0]["field"], "params.events");
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"partitions":25}})").status, 400);
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"invalidation":"maybe"}})").status, 400);
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", "{").status, 400);
+  EXPECT_EQ(Call("POST", "/experiments/E-002/runs", "").status, 501);
+  EXPECT_EQ(Call("POST", "/experiments/E-404/runs", "").status, 404);
+  EXPECT_EQ(queue_.Depth(), 0u);
+  EXPECT_TRUE(store_->List({})->empty());
+  EXPECT_TRUE(store_->ListAudit({})->empty());
+  // At the bounds it is accepted.
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"partitions":24,"events":1}})").status, 202);
+}
+
+// Halt pauses the queue and refuses new runs with 503; lifting resumes both.
+TEST_F(ApiTest, HaltPausesQueueAndRefusesRuns) {
+  std::string waiting = Post();
+  EXPECT_EQ(Call("POST", "/halt", R"({"reason":"maintenance"})").status, 202);
+  auto refused = Call("POST", "/experiments/E-001/runs", "");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_FALSE(Header(refused, "Retry-After").empty());
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_FALSE(queue_.PopRunnable(stopped.get_token()).has_value()) << "a halted queue handed out a run";
+  EXPECT_EQ(Call("DELETE", "/halt").status, 200);
+  runner_.metrics = GoodE001();
+  ExecuteNext();
+  EXPECT_EQ(Run(waiting)["verdict"], "confirmed");
+}
+
+// Preflight: a run on an unhealthy stack does not start its runner and says why.
+TEST_F(ApiTest, PreflightRefusesUnhealthyStack) {
+  FakeProbe probe;
+  probe.down = {"mysql"};
+  MakeApi(&probe);
+  std::string id = Post();
+  ExecuteNext();
+  auto run = Run(id);
+  EXPECT_EQ(run["state"], "failed");
+  EXPECT_EQ(run["verdict"], "inconclusive");
+  EXPECT_NE(run["verdict_reason"].get<std::string>().find("mysql"), std::string::npos) << run.dump();
+  EXPECT_EQ(runner_.calls.load(), 0);
+}
+
+// Postflight: a run that leaves the stack unhealthy marks it dirty (metrics too).
+TEST_F(ApiTest, PostflightMarksStackDirty) {
+  FakeProbe probe;
+  probe.down_after_first = {"kafka"};
+  MakeApi(&probe);
+  runner_.metrics = GoodE001();
+  std::string id = Post();
+  ExecuteNext();
+  EXPECT_EQ(Run(id)["verdict"], "confirmed");
+  EXPECT_TRUE(health_.dirty());
+  EXPECT_NE(health_.why().find("kafka"), std::string::npos);
+  EXPECT_NE(metrics_.Serialize().find("lab_stack_dirty 1"), std::string::npos);
+}
+
+// Idempotency at the handler: same key + body → 200 same run; other body → 422.
+TEST_F(ApiTest, IdempotencyKey) {
+  auto first = Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
+  ASSERT_EQ(first.status, 202);
+  auto again = Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(Body(again)["id"], Body(first)["id"]);
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"note":"b"})", {{"idempotency-key", "k"}}).status, 422);
+  EXPECT_EQ(queue_.Depth(), 1u);
+}
+
+}  // namespace
+}  // namespace lab::server

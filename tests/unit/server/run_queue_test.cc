@@ -1,0 +1,210 @@
+// RunQueue: the bounded reservation, exclusive resource locks (runs needing the same resource
+// never popped together; unrelated runs overtake), Remove and pause. Concurrency is
+// synchronised with latches and futures with bounded waits — no sleeps — and is TSan-clean.
+#include "server/runs/run_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <future>
+#include <latch>
+#include <thread>
+
+namespace lab::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+QueuedRun Run(std::string id, std::vector<std::string> exclusive = {}) {
+  return QueuedRun{std::move(id), "E-000", std::move(exclusive)};
+}
+
+// Pops without blocking: a token that is already stopped makes PopRunnable check once.
+std::optional<QueuedRun> TryPop(RunQueue& q) {
+  std::stop_source stopped;
+  stopped.request_stop();
+  return q.PopRunnable(stopped.get_token());
+}
+
+// The capacity bounds waiting + reserved places; cancelling a reservation frees its place.
+TEST(RunQueue, ReservationIsBounded) {
+  RunQueue q(2);
+  EXPECT_TRUE(q.TryReserve());
+  EXPECT_TRUE(q.TryReserve());
+  EXPECT_FALSE(q.TryReserve());
+  q.CancelReservation();
+  EXPECT_TRUE(q.TryReserve());
+  q.PushReserved(Run("a"));
+  EXPECT_EQ(q.Depth(), 1u);
+  EXPECT_FALSE(q.TryReserve()) << "a pushed run still takes its place";
+  q.PushReserved(Run("b"));
+  EXPECT_EQ(q.Depth(), 2u);
+  EXPECT_FALSE(q.TryReserve());
+  ASSERT_TRUE(TryPop(q).has_value());
+  EXPECT_TRUE(q.TryReserve()) << "a popped run frees its place";
+  // Recovery may exceed the bound; admission then refuses until the queue drains.
+  q.PushRecovered(Run("c"));
+  q.PushRecovered(Run("d"));
+  EXPECT_EQ(q.Depth(), 3u);
+  EXPECT_FALSE(q.TryReserve());
+}
+
+// Concurrent reservations never exceed the capacity.
+TEST(RunQueue, ConcurrentReservationsRespectTheBound) {
+  RunQueue q(50);
+  std::atomic<int> granted{0};
+  std::latch go(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      go.arrive_and_wait();
+      for (int i = 0; i < 100; ++i) {
+        if (q.TryReserve()) ++granted;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(granted.load(), 50);
+}
+
+// FIFO for unrelated runs; a run whose resource is held waits and an unrelated one overtakes it.
+TEST(RunQueue, ExclusiveResourcesAndOvertaking) {
+  RunQueue q(10);
+  q.PushRecovered(Run("a", {"kafka-brokers"}));
+  q.PushRecovered(Run("b", {"kafka-brokers"}));
+  q.PushRecovered(Run("c", {"mysql-server"}));
+  q.PushRecovered(Run("d"));
+  auto a = TryPop(q);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->id, "a");
+  EXPECT_EQ(q.HeldResources(), std::set<std::string>{"kafka-brokers"});
+  auto next = TryPop(q);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->id, "c") << "b needs kafka-brokers, held by a: c must overtake";
+  auto last = TryPop(q);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->id, "d");
+  EXPECT_FALSE(TryPop(q)) << "b was popped while a holds its resource";
+  q.Release(*next);
+  EXPECT_FALSE(TryPop(q)) << "releasing c must not free kafka-brokers";
+  q.Release(*a);
+  auto b = TryPop(q);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->id, "b");
+  EXPECT_EQ(q.HeldResources(), std::set<std::string>{"kafka-brokers"});
+}
+
+// A worker blocked on a held resource wakes when it is released (bounded wait, no sleeps).
+TEST(RunQueue, BlockedWorkerWakesOnRelease) {
+  RunQueue q(10);
+  q.PushRecovered(Run("a", {"redis-server"}));
+  q.PushRecovered(Run("b", {"redis-server"}));
+  auto a = TryPop(q);
+  ASSERT_TRUE(a);
+  std::stop_source stop;
+  auto waiter = std::async(std::launch::async, [&] { return q.PopRunnable(stop.get_token()); });
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout) << "b popped while a holds the lock";
+  q.Release(*a);
+  ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready);
+  auto b = waiter.get();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->id, "b");
+}
+
+// A stop request wakes a worker waiting on an empty queue.
+TEST(RunQueue, StopWakesWaitingWorker) {
+  RunQueue q(10);
+  std::stop_source stop;
+  auto waiter = std::async(std::launch::async, [&] { return q.PopRunnable(stop.get_token()); });
+  stop.request_stop();
+  ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(waiter.get().has_value());
+}
+
+// Many workers, many runs on one resource: never two holders at once; all runs are executed.
+TEST(RunQueue, ConcurrentWorkersNeverOverlapOnAResource) {
+  RunQueue q(1000);
+  constexpr int kRuns = 200;
+  for (int i = 0; i < kRuns; ++i) {
+    q.PushRecovered(i % 2 ? Run("x" + std::to_string(i), {"kafka-brokers"}) : Run("u" + std::to_string(i)));
+  }
+  std::atomic<int> holders{0};
+  std::atomic<int> max_holders{0};
+  std::atomic<int> done{0};
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::stop_source stop;
+  std::vector<std::jthread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      for (;;) {
+        auto run = q.PopRunnable(stop.get_token());
+        if (!run) return;
+        bool exclusive = !run->exclusive.empty();
+        if (exclusive) {
+          int now = ++holders;
+          int seen = max_holders.load();
+          while (now > seen && !max_holders.compare_exchange_weak(seen, now)) {
+          }
+          std::this_thread::yield();
+          --holders;
+        }
+        q.Release(*run);
+        {
+          std::lock_guard lock(done_mu);
+          ++done;
+        }
+        done_cv.notify_all();
+      }
+    });
+  }
+  {  // Bounded wait for every run to be executed.
+    std::unique_lock lock(done_mu);
+    EXPECT_TRUE(done_cv.wait_for(lock, 10s, [&] { return done.load() == kRuns; }));
+  }
+  stop.request_stop();
+  workers.clear();
+  EXPECT_EQ(done.load(), kRuns);
+  EXPECT_EQ(max_holders.load(), 1);
+  EXPECT_EQ(q.Depth(), 0u);
+  EXPECT_TRUE(q.HeldResources().empty());
+}
+
+// Remove takes a waiting run out (cancel) and is false for one that is not waiting.
+TEST(RunQueue, Remove) {
+  RunQueue q(3);
+  q.PushRecovered(Run("a"));
+  q.PushRecovered(Run("b"));
+  EXPECT_TRUE(q.Remove("b"));
+  EXPECT_FALSE(q.Remove("b"));
+  EXPECT_FALSE(q.Remove("zzz"));
+  EXPECT_EQ(q.Depth(), 1u);
+  auto a = TryPop(q);
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(q.Remove("a")) << "a popped run is not waiting any more";
+  EXPECT_FALSE(TryPop(q));
+  EXPECT_TRUE(q.TryReserve());
+}
+
+// A paused queue hands out nothing; unpausing wakes a waiting worker.
+TEST(RunQueue, PauseHoldsRunsUntilResumed) {
+  RunQueue q(3);
+  q.SetPaused(true);
+  q.PushRecovered(Run("a"));
+  EXPECT_FALSE(TryPop(q));
+  EXPECT_EQ(q.Depth(), 1u);
+  std::stop_source stop;
+  auto waiter = std::async(std::launch::async, [&] { return q.PopRunnable(stop.get_token()); });
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout) << "a paused queue handed out a run";
+  q.SetPaused(false);
+  ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready);
+  auto a = waiter.get();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->id, "a");
+}
+
+}  // namespace
+}  // namespace lab::server
