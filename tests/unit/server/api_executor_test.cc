@@ -150,7 +150,7 @@ class ApiTest : public ::testing::Test {
     queue_.Release(*run);
   }
 
-  Json Run(const std::string& id) {
+  Json RunJson(const std::string& id) {
     auto r = Call("GET", "/runs/" + id);
     EXPECT_EQ(r.status, 200) << r.body;
     return Body(r);
@@ -180,9 +180,9 @@ class ApiTest : public ::testing::Test {
 TEST_F(ApiTest, VerdictFollowsTheEvidence) {
   runner_.metrics = GoodE001();
   std::string good = Post();
-  EXPECT_EQ(Run(good)["state"], "queued");
+  EXPECT_EQ(RunJson(good)["state"], "queued");
   ExecuteNext();
-  auto a = Run(good);
+  auto a = RunJson(good);
   EXPECT_EQ(a["state"], "completed");
   EXPECT_EQ(a["verdict"], "confirmed") << a.dump();
   EXPECT_EQ(a["evidence"]["success"]["metrics"]["applied"], 100);
@@ -192,7 +192,7 @@ TEST_F(ApiTest, VerdictFollowsTheEvidence) {
   runner_.metrics["duplicates"] = 3;
   std::string dup = Post();
   ExecuteNext();
-  auto b = Run(dup);
+  auto b = RunJson(dup);
   EXPECT_EQ(b["state"], "completed");
   EXPECT_EQ(b["verdict"], "refuted") << b.dump();
   EXPECT_NE(b["verdict_reason"].get<std::string>().find("duplicates"), std::string::npos);
@@ -201,20 +201,20 @@ TEST_F(ApiTest, VerdictFollowsTheEvidence) {
   runner_.metrics["applied"] = 99;
   std::string lost = Post();
   ExecuteNext();
-  EXPECT_EQ(Run(lost)["verdict"], "refuted");
+  EXPECT_EQ(RunJson(lost)["verdict"], "refuted");
 
   runner_.metrics = GoodE001();
   runner_.metrics["commands"] = 0;
   runner_.metrics["applied"] = 0;
   std::string nothing = Post();
   ExecuteNext();
-  EXPECT_EQ(Run(nothing)["verdict"], "inconclusive");
+  EXPECT_EQ(RunJson(nothing)["verdict"], "inconclusive");
 
   runner_.metrics = GoodE001();
   runner_.metrics.erase("stale_reads");
   std::string missing = Post();
   ExecuteNext();
-  EXPECT_EQ(Run(missing)["verdict"], "inconclusive") << "a missing number must never confirm";
+  EXPECT_EQ(RunJson(missing)["verdict"], "inconclusive") << "a missing number must never confirm";
 
   auto exp = Body(Call("GET", "/experiments/E-001"));
   EXPECT_EQ(exp["last_verdict"], "inconclusive");
@@ -231,7 +231,7 @@ TEST_F(ApiTest, RepeatAggregatesRepetitions) {
   runner_.per_call = {GoodE001(), bad, GoodE001()};
   std::string id = Post({{"repeat", 3}});
   ExecuteNext();
-  auto run = Run(id);
+  auto run = RunJson(id);
   EXPECT_EQ(runner_.calls.load(), 3);
   EXPECT_EQ(run["verdict"], "refuted") << run.dump();
   ASSERT_EQ(run["repetitions"].size(), 3u);
@@ -246,7 +246,7 @@ TEST_F(ApiTest, CleanupRunsAfterRunnerThrows) {
   runner_.throw_message = "broker exploded";
   std::string id = Post();
   ExecuteNext();
-  auto run = Run(id);
+  auto run = RunJson(id);
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
   EXPECT_NE(run["error"].get<std::string>().find("broker exploded"), std::string::npos) << run.dump();
@@ -263,7 +263,7 @@ TEST_F(ApiTest, KeepArtifactsSkipsCleanup) {
   runner_.metrics = GoodE001();
   std::string id = Post({{"keep_artifacts", true}});
   ExecuteNext();
-  auto run = Run(id);
+  auto run = RunJson(id);
   EXPECT_EQ(runner_.cleanups.load(), 0);
   EXPECT_TRUE(HasStep(run, "cleanup skipped"));
   EXPECT_EQ(run["artifacts"]["success"].size(), 1u);
@@ -284,7 +284,7 @@ TEST_F(ApiTest, CancelRunningRunStillCleansUp) {
   EXPECT_TRUE(Body(cancel).value("cancel_requested", false));
   ASSERT_EQ(worker.wait_for(5s), std::future_status::ready) << "the run ignored the cancel";
   worker.get();
-  auto run = Run(id);
+  auto run = RunJson(id);
   EXPECT_EQ(run["state"], "cancelled");
   EXPECT_TRUE(run["verdict"].is_null());
   EXPECT_TRUE(runner_.saw_stop.load());
@@ -314,7 +314,7 @@ TEST_F(ApiTest, PerRunTimeoutStopsTheRun) {
   ASSERT_EQ(worker.wait_for(10s), std::future_status::ready) << "the timeout did not stop the run";
   worker.get();
   EXPECT_GE(std::chrono::steady_clock::now() - started, 900ms);
-  auto run = Run("rtimeout");
+  auto run = RunJson("rtimeout");
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
   EXPECT_NE(run["verdict_reason"].get<std::string>().find("timed out"), std::string::npos) << run.dump();
@@ -364,7 +364,7 @@ TEST_F(ApiTest, HaltPausesQueueAndRefusesRuns) {
   EXPECT_EQ(Call("DELETE", "/halt").status, 200);
   runner_.metrics = GoodE001();
   ExecuteNext();
-  EXPECT_EQ(Run(waiting)["verdict"], "confirmed");
+  EXPECT_EQ(RunJson(waiting)["verdict"], "confirmed");
 }
 
 // Preflight: a run on an unhealthy stack does not start its runner and says why.
@@ -374,7 +374,7 @@ TEST_F(ApiTest, PreflightRefusesUnhealthyStack) {
   MakeApi(&probe);
   std::string id = Post();
   ExecuteNext();
-  auto run = Run(id);
+  auto run = RunJson(id);
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
   EXPECT_NE(run["verdict_reason"].get<std::string>().find("mysql"), std::string::npos) << run.dump();
@@ -389,7 +389,7 @@ TEST_F(ApiTest, PostflightMarksStackDirty) {
   runner_.metrics = GoodE001();
   std::string id = Post();
   ExecuteNext();
-  EXPECT_EQ(Run(id)["verdict"], "confirmed");
+  EXPECT_EQ(RunJson(id)["verdict"], "confirmed");
   EXPECT_TRUE(health_.dirty());
   EXPECT_NE(health_.why().find("kafka"), std::string::npos);
   EXPECT_NE(metrics_.Serialize().find("lab_stack_dirty 1"), std::string::npos);

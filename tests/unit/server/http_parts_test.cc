@@ -132,7 +132,9 @@ TEST(TimeFormat, RoundTrip) {
 TEST(TimeFormat, FarFutureIsRefusedOrExact) {
   for (const char* text : {"2999-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "1000-01-01T00:00:00.000Z"}) {
     auto t = ParseTime(text);
-    if (t) EXPECT_EQ(FormatTime(*t), text) << "ParseTime wrapped around";
+    if (t) {
+      EXPECT_EQ(FormatTime(*t), text) << "ParseTime wrapped around";
+    }
   }
 }
 

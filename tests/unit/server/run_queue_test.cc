@@ -18,7 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-QueuedRun Run(std::string id, std::vector<std::string> exclusive = {}) {
+QueuedRun Queued(std::string id, std::vector<std::string> exclusive = {}) {
   return QueuedRun{std::move(id), "E-000", std::move(exclusive)};
 }
 
@@ -37,17 +37,17 @@ TEST(RunQueue, ReservationIsBounded) {
   EXPECT_FALSE(q.TryReserve());
   q.CancelReservation();
   EXPECT_TRUE(q.TryReserve());
-  q.PushReserved(Run("a"));
+  q.PushReserved(Queued("a"));
   EXPECT_EQ(q.Depth(), 1u);
   EXPECT_FALSE(q.TryReserve()) << "a pushed run still takes its place";
-  q.PushReserved(Run("b"));
+  q.PushReserved(Queued("b"));
   EXPECT_EQ(q.Depth(), 2u);
   EXPECT_FALSE(q.TryReserve());
   ASSERT_TRUE(TryPop(q).has_value());
   EXPECT_TRUE(q.TryReserve()) << "a popped run frees its place";
   // Recovery may exceed the bound; admission then refuses until the queue drains.
-  q.PushRecovered(Run("c"));
-  q.PushRecovered(Run("d"));
+  q.PushRecovered(Queued("c"));
+  q.PushRecovered(Queued("d"));
   EXPECT_EQ(q.Depth(), 3u);
   EXPECT_FALSE(q.TryReserve());
 }
@@ -73,10 +73,10 @@ TEST(RunQueue, ConcurrentReservationsRespectTheBound) {
 // FIFO for unrelated runs; a run whose resource is held waits and an unrelated one overtakes it.
 TEST(RunQueue, ExclusiveResourcesAndOvertaking) {
   RunQueue q(10);
-  q.PushRecovered(Run("a", {"kafka-brokers"}));
-  q.PushRecovered(Run("b", {"kafka-brokers"}));
-  q.PushRecovered(Run("c", {"mysql-server"}));
-  q.PushRecovered(Run("d"));
+  q.PushRecovered(Queued("a", {"kafka-brokers"}));
+  q.PushRecovered(Queued("b", {"kafka-brokers"}));
+  q.PushRecovered(Queued("c", {"mysql-server"}));
+  q.PushRecovered(Queued("d"));
   auto a = TryPop(q);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->id, "a");
@@ -100,8 +100,8 @@ TEST(RunQueue, ExclusiveResourcesAndOvertaking) {
 // A worker blocked on a held resource wakes when it is released (bounded wait, no sleeps).
 TEST(RunQueue, BlockedWorkerWakesOnRelease) {
   RunQueue q(10);
-  q.PushRecovered(Run("a", {"redis-server"}));
-  q.PushRecovered(Run("b", {"redis-server"}));
+  q.PushRecovered(Queued("a", {"redis-server"}));
+  q.PushRecovered(Queued("b", {"redis-server"}));
   auto a = TryPop(q);
   ASSERT_TRUE(a);
   std::stop_source stop;
@@ -129,7 +129,7 @@ TEST(RunQueue, ConcurrentWorkersNeverOverlapOnAResource) {
   RunQueue q(1000);
   constexpr int kRuns = 200;
   for (int i = 0; i < kRuns; ++i) {
-    q.PushRecovered(i % 2 ? Run("x" + std::to_string(i), {"kafka-brokers"}) : Run("u" + std::to_string(i)));
+    q.PushRecovered(i % 2 ? Queued("x" + std::to_string(i), {"kafka-brokers"}) : Queued("u" + std::to_string(i)));
   }
   std::atomic<int> holders{0};
   std::atomic<int> max_holders{0};
@@ -176,8 +176,8 @@ TEST(RunQueue, ConcurrentWorkersNeverOverlapOnAResource) {
 // Remove takes a waiting run out (cancel) and is false for one that is not waiting.
 TEST(RunQueue, Remove) {
   RunQueue q(3);
-  q.PushRecovered(Run("a"));
-  q.PushRecovered(Run("b"));
+  q.PushRecovered(Queued("a"));
+  q.PushRecovered(Queued("b"));
   EXPECT_TRUE(q.Remove("b"));
   EXPECT_FALSE(q.Remove("b"));
   EXPECT_FALSE(q.Remove("zzz"));
@@ -193,7 +193,7 @@ TEST(RunQueue, Remove) {
 TEST(RunQueue, PauseHoldsRunsUntilResumed) {
   RunQueue q(3);
   q.SetPaused(true);
-  q.PushRecovered(Run("a"));
+  q.PushRecovered(Queued("a"));
   EXPECT_FALSE(TryPop(q));
   EXPECT_EQ(q.Depth(), 1u);
   std::stop_source stop;
