@@ -92,15 +92,17 @@ domain::Result<std::unique_ptr<mysql::Connection>> ExperimentBase::OpenMysqlWith
   return conn;
 }
 
-domain::Status ExperimentBase::CreateTopic(
-    const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
-    const std::string& topic, int partitions,
-    const std::map<std::string, std::string>& configs) const {
+domain::Status ExperimentBase::CreateTopic(const domain::RunContext& ctx, const std::string& mode,
+                                           domain::ModeResult& result, const std::string& topic,
+                                           int partitions,
+                                           const std::map<std::string, std::string>& configs,
+                                           int replication) const {
   auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
   if (!admin) return admin.error();
   std::map<std::string, std::string> all = {{"min.insync.replicas", "2"}};
   for (const auto& [k, v] : configs) all[k] = v;
-  auto s = (*admin)->CreateTopic(topic, partitions, 3, all, std::chrono::milliseconds(15000));
+  auto s =
+      (*admin)->CreateTopic(topic, partitions, replication, all, std::chrono::milliseconds(15000));
   if (!s) return s;
   Created(ctx, mode, result, kArtifactTopic, topic);
   // Wait until every partition has a leader, so the first produce does not race the creation.
@@ -259,6 +261,30 @@ RoleOutcome ExperimentBase::RunRole(const domain::RunContext& ctx, const std::st
     return {};
   }
   return WaitRole(ctx, *child, timeout, result, label);
+}
+
+domain::Status ExperimentBase::StackFault(const domain::RunContext& ctx,
+                                          const std::vector<std::string>& args,
+                                          std::chrono::milliseconds timeout) const {
+  auto script = FindRepoPath(config_.stack_script);
+  if (!script) {
+    return domain::MakeError(domain::ErrorCode::kUnavailable,
+                             "stack script " + config_.stack_script + " not found");
+  }
+  std::vector<std::string> argv = {"/bin/bash", *script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string text;
+  for (const auto& a : args) text += " " + a;
+  auto out = RunCommand(argv, timeout);
+  if (!out) return out.error();
+  std::string said = out->output;
+  while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+  Step(ctx, "fault:" + text + " -> " + said);
+  if (!out->status.exited || out->status.code != 0) {
+    return domain::MakeError(domain::ErrorCode::kUnavailable,
+                             "stack.sh" + text + ": " + out->status.Describe() + ": " + said);
+  }
+  return {};
 }
 
 std::int64_t ExperimentBase::Count(mysql::Connection& conn, const std::string& sql,

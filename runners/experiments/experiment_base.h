@@ -61,7 +61,8 @@ class ExperimentBase : public domain::ExperimentRunner {
   // Creates a topic (RF 3, min ISR 2 unless configs say otherwise), records it as an artifact.
   domain::Status CreateTopic(const domain::RunContext& ctx, const std::string& mode,
                              domain::ModeResult& result, const std::string& topic, int partitions,
-                             const std::map<std::string, std::string>& configs = {}) const;
+                             const std::map<std::string, std::string>& configs = {},
+                             int replication = 3) const;
   // The role binary, resolved against the repo/build dirs.
   std::string RoleBinary() const;
   // Starts `lab-role <role>` with the stack's endpoints and `args`; records the process.
@@ -79,6 +80,10 @@ class ExperimentBase : public domain::ExperimentRunner {
                       domain::ModeResult& result, const std::string& role,
                       const std::vector<std::string>& args, const std::string& label,
                       std::chrono::milliseconds timeout) const;
+  // Runs the stack script (infra/stack.sh) with `args`, e.g. {"kafka", "pause", "2"}; the step
+  // log gets its output. Fails when the script is missing or the fault did not take.
+  domain::Status StackFault(const domain::RunContext& ctx, const std::vector<std::string>& args,
+                            std::chrono::milliseconds timeout) const;
   // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
   std::int64_t Count(mysql::Connection& conn, const std::string& sql,
                      const std::vector<mysql::Param>& params) const;

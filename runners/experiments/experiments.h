@@ -14,5 +14,7 @@ std::unique_ptr<domain::ExperimentRunner> MakeProduceAfterCommit(const StackConf
 std::unique_ptr<domain::ExperimentRunner> MakeConsumeWithoutDedup(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCommitBeforeProcess(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeAcksDurability(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeCacheStampede(const StackConfig& config);
 
 }  // namespace lab::runners
