@@ -59,6 +59,8 @@ cmd_up() {
   t0="$(now_ms)"
   take_lock
   install_all
+  local t1; t1="$(now_ms)"
+  [ $(( t1 - t0 )) -gt 5000 ] && say "install step took $(( (t1 - t0) / 1000 ))s"
   mkdir -p "$STATE"
   # Start everything at once (each start is non-blocking), then wait for each part in turn.
   for part in mysql redis cluster1 cluster2 cluster3 cluster4 cluster5 cluster6 toxiproxy prometheus \
