@@ -9,7 +9,7 @@ STACK="$ROOT/infra/stack.sh"
 STATE="${LAB_STACK_STATE:-$ROOT/.lab/stack}"
 TEST="$(basename "$0" .sh)"
 RUN="$$$(date +%s | tail -c 5)"                  # unique suffix for topics, keys, subjects
-KTOOL="${LAB_KAFKA_TOOL:-$ROOT/build/tests/stack/kafka_tool}"
+KTOOL="${LAB_KAFKA_TOOL:-$ROOT/build/tests/stack/stack_kafka_tool}"
 
 while IFS='=' read -r key val; do export "$key=$val"; done < <("$STACK" env)
 
