@@ -345,7 +345,8 @@ TEST_F(ApiE2E, RunsFiltersAndCursorPaging) {
   auto far = http.Get("/runs?until=2999-01-01T00:00:00Z");
   EXPECT_TRUE(far.status == 400 || far.json()["items"].size() == 5u) << far.status << " " << far.body;
   auto far_since = http.Get("/runs?since=2999-01-01T00:00:00Z");
-  EXPECT_TRUE(far_since.status == 400 || far_since.json()["items"].size() == 0u) << far_since.body;
+  EXPECT_TRUE(far_since.status == 400 || far_since.json()["items"].size() == 0u)
+      << far_since.status << ", " << far_since.json()["items"].size() << " items";
   EXPECT_EQ(http.Get("/runs?until=2000-01-01T00:00:00Z").json()["items"].size(), 0u);
 
   for (const auto& [query, field] : std::vector<std::pair<std::string, std::string>>{
