@@ -111,7 +111,7 @@ cmd_down() {
       kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; pids+=("$part:$pid")
     fi
   done
-  local deadline=$(( $(now_ms) + 60000 ))
+  local deadline=$(( $(now_ms) + 30000 ))   # then SIGKILL (a broker that lost the quorum can hang in shutdown)
   for entry in "${pids[@]}"; do
     part="${entry%%:*}"; pid="${entry#*:}"
     local left=$(( (deadline - $(now_ms)) / 1000 )); [ "$left" -lt 1 ] && left=1
