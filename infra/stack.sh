@@ -33,7 +33,7 @@ part_ready() {
     mysql)
       wait_for mysql 60 mysql_alive && mysql_bootstrap >/dev/null && wait_for mysql 10 mysql_healthy ;;
     registry)
-      wait_part registry && wait_until 30 "registry global compatibility BACKWARD" registry_set_backward ;;
+      wait_part registry && wait_until 30 "registry global compatibility BACKWARD" registry_set_backward && registry_check_enforced ;;
     prometheus)  # a running Prometheus re-reads its config and infra/prometheus/rules/
       wait_part prometheus && prometheus_write_config && curl -sf -m 10 -X POST "$LAB_PROMETHEUS_URL/-/reload" ;;
     *) wait_part "$part" ;;

@@ -152,6 +152,19 @@ registry_set_backward() {
   [ "$(curl -sf -m 5 "$LAB_REGISTRY_URL/config" | jq -r .compatibilityLevel)" = BACKWARD ]
 }
 
+# Proof that the rule is enforced, not just configured: under a throw-away subject, a field
+# changing type from long to string must be refused with 409. The subject is deleted afterwards.
+registry_check_enforced() {
+  local subj="__lab_stack_probe_$$" ct='Content-Type: application/vnd.schemaregistry.v1+json' code
+  local v1='{"schema":"{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"f\",\"type\":\"long\"}]}"}'
+  local v2='{"schema":"{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"f\",\"type\":\"string\"}]}"}'
+  curl -sf -m 10 -o /dev/null -X POST -H "$ct" --data "$v1" "$LAB_REGISTRY_URL/subjects/$subj/versions" || return 1
+  code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST -H "$ct" --data "$v2" "$LAB_REGISTRY_URL/subjects/$subj/versions")"
+  curl -s -m 10 -o /dev/null -X DELETE "$LAB_REGISTRY_URL/subjects/$subj"
+  curl -s -m 10 -o /dev/null -X DELETE "$LAB_REGISTRY_URL/subjects/$subj?permanent=true"
+  [ "$code" = 409 ] || { warn "registry accepted an incompatible schema (HTTP $code): BACKWARD not enforced"; return 1; }
+}
+
 # ===== MariaDB ==================================================================================
 mysql_sock() { echo "$(part_dir mysql)/mysqld.sock"; }
 mysql_write_config() {
