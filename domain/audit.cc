@@ -41,8 +41,8 @@ ChainCheck VerifyChain(const std::vector<AuditEntry>& entries) {
   for (const auto& e : entries) {
     std::string problem;
     if (e.seq != expected_seq) {
-      problem = "expected entry " + std::to_string(expected_seq) + ", found " + std::to_string(e.seq) +
-                " (an entry was removed or inserted)";
+      problem = "expected entry " + std::to_string(expected_seq) + ", found " +
+                std::to_string(e.seq) + " (an entry was removed or inserted)";
     } else if (e.prev_hash != expected_prev) {
       problem = "its prev_hash does not match the hash of the entry before it";
     } else if (EntryHash(e) != e.hash) {

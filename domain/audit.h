@@ -10,16 +10,16 @@
 namespace lab::domain {
 
 struct AuditEntry {
-  std::int64_t seq = 0;    // 1, 2, 3… without gaps
-  std::string time;        // RFC 3339 UTC with milliseconds
-  std::string actor;       // token name, "local", "system"
-  std::string action;      // run.queued, run.started, auth.failed…
-  std::string target;      // run id, "halt", a path
+  std::int64_t seq = 0;  // 1, 2, 3… without gaps
+  std::string time;      // RFC 3339 UTC with milliseconds
+  std::string actor;     // token name, "local", "system"
+  std::string action;    // run.queued, run.started, auth.failed…
+  std::string target;    // run id, "halt", a path
   std::string request_id;
-  std::string before;      // JSON text of the state before, or empty
-  std::string after;       // JSON text of the state after, or empty
-  std::string prev_hash;   // hash of entry seq-1; kGenesisHash for the first
-  std::string hash;        // EntryHash(*this)
+  std::string before;     // JSON text of the state before, or empty
+  std::string after;      // JSON text of the state after, or empty
+  std::string prev_hash;  // hash of entry seq-1; kGenesisHash for the first
+  std::string hash;       // EntryHash(*this)
 };
 
 inline constexpr const char* kGenesisHash =

@@ -20,7 +20,7 @@ inline constexpr const char* kPartRedisCluster = "redis-cluster";
 inline constexpr const char* kPartToxiproxy = "toxiproxy";
 
 // Exclusive resources: two runs holding the same one never overlap.
-inline constexpr const char* kLockKafkaBrokers = "kafka-brokers";      // stops/kills brokers
+inline constexpr const char* kLockKafkaBrokers = "kafka-brokers";  // stops/kills brokers
 inline constexpr const char* kLockRedisCluster = "redis-cluster-topology";
 inline constexpr const char* kLockMysqlServer = "mysql-server";
 inline constexpr const char* kLockRedisServer = "redis-server";
@@ -36,8 +36,8 @@ struct ExperimentSpec {
   std::string title;
   std::string category;  // stack | core | advanced | redis-ops | resilience
   std::string claim;
-  std::string how;       // what is run
-  std::string reading;   // how to read the evidence
+  std::string how;      // what is run
+  std::string reading;  // how to read the evidence
   std::vector<ModeSpec> modes;
   std::vector<ParameterSpec> parameters;
   std::vector<std::string> requires_parts;

@@ -7,14 +7,21 @@ namespace {
 
 ParameterSpec Int(std::string name, std::int64_t def, double min, double max, std::string unit,
                   std::string description) {
-  return {std::move(name), ParamType::kInteger, ParamValue{def}, min, max, std::move(unit),
-          std::move(description), {}};
+  return {std::move(name),
+          ParamType::kInteger,
+          ParamValue{def},
+          min,
+          max,
+          std::move(unit),
+          std::move(description),
+          {}};
 }
 
 ParameterSpec Enum(std::string name, std::string def, std::vector<std::string> choices,
                    std::string description) {
-  return {std::move(name), ParamType::kEnum, ParamValue{std::move(def)}, std::nullopt,
-          std::nullopt, "", std::move(description), std::move(choices)};
+  return {std::move(name),        ParamType::kEnum,  ParamValue{std::move(def)},
+          std::nullopt,           std::nullopt,      "",
+          std::move(description), std::move(choices)};
 }
 
 Condition Cmp(std::string mode, std::string metric, CompareOp op, double value,
@@ -51,82 +58,97 @@ ModeSpec Failure(std::string d) { return {"failure", std::move(d)}; }
 ModeSpec Success(std::string d) { return {"success", std::move(d)}; }
 
 ParameterSpec Events(std::int64_t def, std::int64_t max) {
-  return Int("events", def, 1, static_cast<double>(max), "events", "how many domain events to write");
+  return Int("events", def, 1, static_cast<double>(max), "events",
+             "how many domain events to write");
 }
 
 std::vector<ExperimentSpec> Build() {
   std::vector<ExperimentSpec> c;
 
-  c.push_back({"E-000", "Stack check", "stack",
-               "every part of the stack answers, and we know which versions we run against",
-               "connects to each part (Kafka, schema registry, MySQL, Redis, Redis Cluster, "
-               "Toxiproxy) with its real client, records its version and round-trip time",
-               "each part has reachable (1/0), a version and rtt_ms; `unreachable` counts the parts "
-               "that did not answer. Confirmed when all answer; inconclusive names the missing ones.",
-               {{"check", "ask each part for its version and time the round trip"}},
-               {Int("timeout_ms", 2000, 100, 10000, "ms", "how long to wait for each part")},
-               {},
-               {},
-               {Cmp("check", "unreachable", kEq, 0, kInc)},
-               30});
+  c.push_back(
+      {"E-000",
+       "Stack check",
+       "stack",
+       "every part of the stack answers, and we know which versions we run against",
+       "connects to each part (Kafka, schema registry, MySQL, Redis, Redis Cluster, "
+       "Toxiproxy) with its real client, records its version and round-trip time",
+       "each part has reachable (1/0), a version and rtt_ms; `unreachable` counts the parts "
+       "that did not answer. Confirmed when all answer; inconclusive names the missing ones.",
+       {{"check", "ask each part for its version and time the round trip"}},
+       {Int("timeout_ms", 2000, 100, 10000, "ms", "how long to wait for each part")},
+       {},
+       {},
+       {Cmp("check", "unreachable", kEq, 0, kInc)},
+       30});
 
-  c.push_back({"E-001", "The standard pipeline loses and duplicates nothing", "core",
-               "outbox + relay + processed_event + cache invalidation lose nothing, duplicate nothing "
-               "and leave no stale cache",
-               "command-service writes orders with an outbox row in the same transaction; the relay "
-               "publishes with an idempotent producer; the consumer applies the projection and "
-               "processed_event in one transaction and invalidates the cache (DEL or VERSIONED); "
-               "query-service reads through the cache while this runs",
-               "applied must equal commands; mismatches compares each projection row with its order; "
-               "stale_reads counts cache reads that disagree with MySQL after convergence; latency "
-               "is commit to projection",
-               {Success("outbox + relay + processed_event + invalidation")},
-               {Events(2000, 1000000),
-                Enum("invalidation", "del", {"del", "versioned"}, "how the consumer invalidates the cache"),
-                Int("rate", 1000, 10, 50000, "events/s", "offered load of the command-service"),
-                Int("partitions", 3, 1, 24, "partitions", "partitions of the event topic")},
-               {kPartKafka, kPartMysql, kPartRedis},
-               {},
-               {Cmp("success", "commands", kGt, 0, kInc),
-                Ratio("success", "applied", kEq, 1, "success", "commands"),
-                Cmp("success", "duplicates", kEq, 0), Cmp("success", "mismatches", kEq, 0),
-                Cmp("success", "stale_reads", kEq, 0)},
-               120});
+  c.push_back(
+      {"E-001",
+       "The standard pipeline loses and duplicates nothing",
+       "core",
+       "outbox + relay + processed_event + cache invalidation lose nothing, duplicate nothing "
+       "and leave no stale cache",
+       "command-service writes orders with an outbox row in the same transaction; the relay "
+       "publishes with an idempotent producer; the consumer applies the projection and "
+       "processed_event in one transaction and invalidates the cache (DEL or VERSIONED); "
+       "query-service reads through the cache while this runs",
+       "applied must equal commands; mismatches compares each projection row with its order; "
+       "stale_reads counts cache reads that disagree with MySQL after convergence; latency "
+       "is commit to projection",
+       {Success("outbox + relay + processed_event + invalidation")},
+       {Events(2000, 1000000),
+        Enum("invalidation", "del", {"del", "versioned"}, "how the consumer invalidates the cache"),
+        Int("rate", 1000, 10, 50000, "events/s", "offered load of the command-service"),
+        Int("partitions", 3, 1, 24, "partitions", "partitions of the event topic")},
+       {kPartKafka, kPartMysql, kPartRedis},
+       {},
+       {Cmp("success", "commands", kGt, 0, kInc),
+        Ratio("success", "applied", kEq, 1, "success", "commands"),
+        Cmp("success", "duplicates", kEq, 0), Cmp("success", "mismatches", kEq, 0),
+        Cmp("success", "stale_reads", kEq, 0)},
+       120});
 
-  c.push_back({"E-002", "Producing after commit loses events on a crash", "core",
-               "producing directly after the DB commit loses events when the process dies; the "
-               "outbox does not",
-               "the command-service is killed (SIGKILL) after the commit and before delivery; in the "
-               "outbox mode the relay is killed at the same point and restarted",
-               "committed counts rows in MySQL, read_back counts the events a fresh consumer reads "
-               "from the topic; lost = committed - read_back (distinct event ids)",
-               {Failure("direct produce after commit, killed after commit before delivery"),
-                Success("outbox row in the same transaction, relay killed at the same point")},
-               {Events(500, 100000),
-                Int("kill_after", 200, 1, 100000, "events", "commit this many before the crash")},
-               {kPartKafka, kPartMysql},
-               {},
-               {Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
-                Cmp("success", "committed", kGt, 0, kInc)},
-               120});
+  c.push_back(
+      {"E-002",
+       "Producing after commit loses events on a crash",
+       "core",
+       "producing directly after the DB commit loses events when the process dies; the "
+       "outbox does not",
+       "the command-service is killed (SIGKILL) after the commit and before delivery; in the "
+       "outbox mode the relay is killed at the same point and restarted",
+       "committed counts rows in MySQL, read_back counts the events a fresh consumer reads "
+       "from the topic; lost = committed - read_back (distinct event ids)",
+       {Failure("direct produce after commit, killed after commit before delivery"),
+        Success("outbox row in the same transaction, relay killed at the same point")},
+       {Events(500, 100000),
+        Int("kill_after", 200, 1, 100000, "events", "commit this many before the crash")},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
+        Cmp("success", "committed", kGt, 0, kInc)},
+       120});
 
-  c.push_back({"E-003", "Consuming without dedup applies side effects twice", "core",
-               "without processed_event a redelivered event applies its side effect twice; "
-               "processed_event in the same transaction prevents it",
-               "real redelivery: the relay is killed after produce and before mark (so it publishes "
-               "again) and the consumer is killed after apply and before the offset commit",
-               "unique counts distinct event ids in the topic; applied counts side effects in MySQL; "
-               "duplicates = applied - unique",
-               {Failure("consumer without dedup"), Success("processed_event in the same transaction")},
-               {Events(500, 100000),
-                Int("kill_consumer_after", 150, 1, 100000, "events", "consumer dies after applying this many")},
-               {kPartKafka, kPartMysql},
-               {},
-               {Cmp("failure", "duplicates", kGt, 0), Cmp("success", "duplicates", kEq, 0),
-                Cmp("success", "unique", kGt, 0, kInc)},
-               120});
+  c.push_back(
+      {"E-003",
+       "Consuming without dedup applies side effects twice",
+       "core",
+       "without processed_event a redelivered event applies its side effect twice; "
+       "processed_event in the same transaction prevents it",
+       "real redelivery: the relay is killed after produce and before mark (so it publishes "
+       "again) and the consumer is killed after apply and before the offset commit",
+       "unique counts distinct event ids in the topic; applied counts side effects in MySQL; "
+       "duplicates = applied - unique",
+       {Failure("consumer without dedup"), Success("processed_event in the same transaction")},
+       {Events(500, 100000), Int("kill_consumer_after", 150, 1, 100000, "events",
+                                 "consumer dies after applying this many")},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("failure", "duplicates", kGt, 0), Cmp("success", "duplicates", kEq, 0),
+        Cmp("success", "unique", kGt, 0, kInc)},
+       120});
 
-  c.push_back({"E-004", "Committing the offset before processing loses work", "core",
+  c.push_back({"E-004",
+               "Committing the offset before processing loses work",
+               "core",
                "commit-then-process loses the in-flight batch on a crash; process-then-commit with "
                "idempotency does not",
                "a consumer commits offsets before applying a batch and is killed mid-batch; the "
@@ -143,57 +165,68 @@ std::vector<ExperimentSpec> Build() {
                 Cmp("success", "produced", kGt, 0, kInc)},
                120});
 
-  c.push_back({"E-005", "Retry, DLQ and replay recover everything", "core",
-               "retry topics -> DLQ -> replay recovers every event, and replaying twice is harmless",
-               "poison messages fail in the consumer, go through the retry topics to the DLQ with "
-               "headers; the fault is cleared; the replay worker replays (filtered, rate limited, "
-               "audited), then replays again",
-               "final_applied must equal total after the replay; duplicates counts events applied "
-               "more than once after the second replay; replay_audit counts audit rows",
-               {Success("retry topics, DLQ with headers, replay twice")},
-               {Events(300, 100000),
-                Int("poison_every", 10, 2, 1000, "events", "every Nth event is poison"),
-                Int("replay_rate", 500, 1, 100000, "events/s", "replay rate limit")},
-               {kPartKafka, kPartMysql},
-               {},
-               {Cmp("success", "dlq", kGt, 0, kInc),
-                Ratio("success", "final_applied", kEq, 1, "success", "total"),
-                Cmp("success", "duplicates", kEq, 0)},
-               120});
+  c.push_back(
+      {"E-005",
+       "Retry, DLQ and replay recover everything",
+       "core",
+       "retry topics -> DLQ -> replay recovers every event, and replaying twice is harmless",
+       "poison messages fail in the consumer, go through the retry topics to the DLQ with "
+       "headers; the fault is cleared; the replay worker replays (filtered, rate limited, "
+       "audited), then replays again",
+       "final_applied must equal total after the replay; duplicates counts events applied "
+       "more than once after the second replay; replay_audit counts audit rows",
+       {Success("retry topics, DLQ with headers, replay twice")},
+       {Events(300, 100000),
+        Int("poison_every", 10, 2, 1000, "events", "every Nth event is poison"),
+        Int("replay_rate", 500, 1, 100000, "events/s", "replay rate limit")},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("success", "dlq", kGt, 0, kInc),
+        Ratio("success", "final_applied", kEq, 1, "success", "total"),
+        Cmp("success", "duplicates", kEq, 0)},
+       120});
 
-  c.push_back({"E-006", "Schema rollout order", "core",
-               "shipping a breaking schema producer-first breaks consumers; consumer-first converges",
-               "the producer switches to Avro V2 while consumers read strictly with V1; then "
-               "consumers are deployed first with dual-read (writer schema by registry id, Confluent "
-               "wire format) and the producer follows",
-               "parse_failures counts records a consumer could not decode; max_lag is the largest "
-               "consumer lag seen; final_lag must come back to 0",
-               {Failure("producer first, strict V1 consumers"),
-                Success("consumers first with dual-read, then producer")},
-               {Events(400, 100000)},
-               {kPartKafka, kPartRegistry},
-               {},
-               {Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "parse_failures", kEq, 0),
-                Cmp("success", "final_lag", kEq, 0)},
-               120});
+  c.push_back(
+      {"E-006",
+       "Schema rollout order",
+       "core",
+       "shipping a breaking schema producer-first breaks consumers; consumer-first converges",
+       "the producer switches to Avro V2 while consumers read strictly with V1; then "
+       "consumers are deployed first with dual-read (writer schema by registry id, Confluent "
+       "wire format) and the producer follows",
+       "parse_failures counts records a consumer could not decode; max_lag is the largest "
+       "consumer lag seen; final_lag must come back to 0",
+       {Failure("producer first, strict V1 consumers"),
+        Success("consumers first with dual-read, then producer")},
+       {Events(400, 100000)},
+       {kPartKafka, kPartRegistry},
+       {},
+       {Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "parse_failures", kEq, 0),
+        Cmp("success", "final_lag", kEq, 0)},
+       120});
 
-  c.push_back({"E-007", "An open transaction holds back read_committed readers", "core",
-               "an open transaction pins the last stable offset: read_committed readers see nothing "
-               "past it, even later plain records, until it commits",
-               "a transactional producer writes and keeps its transaction open; a plain record is "
-               "produced after it to the same partition; both isolation levels read; then commit",
-               "high_watermark and last_stable_offset while open; visible_committed_open must be 0; "
-               "visible_uncommitted_open shows the records exist; visible_committed_after all",
-               {Success("transaction held open, then committed")},
-               {Int("records", 10, 1, 10000, "records", "records in the open transaction")},
-               {kPartKafka},
-               {},
-               {Cmp("success", "visible_committed_open", kEq, 0),
-                Cmp("success", "visible_uncommitted_open", kGt, 0, kInc),
-                Ratio("success", "visible_committed_after", kEq, 1, "success", "expected_after")},
-               90});
+  c.push_back(
+      {"E-007",
+       "An open transaction holds back read_committed readers",
+       "core",
+       "an open transaction pins the last stable offset: read_committed readers see nothing "
+       "past it, even later plain records, until it commits",
+       "a transactional producer writes and keeps its transaction open; a plain record is "
+       "produced after it to the same partition; both isolation levels read; then commit",
+       "high_watermark and last_stable_offset while open; visible_committed_open must be 0; "
+       "visible_uncommitted_open shows the records exist; visible_committed_after all",
+       {Success("transaction held open, then committed")},
+       {Int("records", 10, 1, 10000, "records", "records in the open transaction")},
+       {kPartKafka},
+       {},
+       {Cmp("success", "visible_committed_open", kEq, 0),
+        Cmp("success", "visible_uncommitted_open", kGt, 0, kInc),
+        Ratio("success", "visible_committed_after", kEq, 1, "success", "expected_after")},
+       90});
 
-  c.push_back({"E-008", "Cache stampede and singleflight", "core",
+  c.push_back({"E-008",
+               "Cache stampede and singleflight",
+               "core",
                "a hot key expiring under load stampedes the database; singleflight + soft TTL "
                "prevents it",
                "C concurrent clients read one hot key through cache-aside; the key expires; naive "
@@ -211,23 +244,26 @@ std::vector<ExperimentSpec> Build() {
                 Ratio("success", "db_reads_per_expiry", kLe, 1, "success", "instances")},
                120});
 
-  c.push_back({"E-009", "Durability: acks and min.insync.replicas", "core",
-               "acks=1 with a lagging follower loses acknowledged records when the leader dies and "
-               "an unclean election follows; acks=all + min.insync.replicas=2 loses none and rejects "
-               "writes when ISR < 2",
-               "a topic with unclean election allowed; followers stopped so they lag; acks=1 "
-               "produce; leader killed; followers return and one is elected; then the same with "
-               "acks=all + min ISR 2",
-               "acknowledged counts delivery reports without error; read_back counts what a fresh "
-               "consumer reads; lost_acked = acknowledged - read_back; rejected_isr counts "
-               "NOT_ENOUGH_REPLICAS outcomes",
-               {Failure("acks=1, unclean election"), Success("acks=all, min.insync.replicas=2")},
-               {Events(2000, 200000)},
-               {kPartKafka},
-               {kLockKafkaBrokers},
-               {Cmp("failure", "lost_acked", kGt, 0), Cmp("success", "lost_acked", kEq, 0),
-                Cmp("success", "rejected_isr", kGt, 0)},
-               180});
+  c.push_back(
+      {"E-009",
+       "Durability: acks and min.insync.replicas",
+       "core",
+       "acks=1 with a lagging follower loses acknowledged records when the leader dies and "
+       "an unclean election follows; acks=all + min.insync.replicas=2 loses none and rejects "
+       "writes when ISR < 2",
+       "a topic with unclean election allowed; followers stopped so they lag; acks=1 "
+       "produce; leader killed; followers return and one is elected; then the same with "
+       "acks=all + min ISR 2",
+       "acknowledged counts delivery reports without error; read_back counts what a fresh "
+       "consumer reads; lost_acked = acknowledged - read_back; rejected_isr counts "
+       "NOT_ENOUGH_REPLICAS outcomes",
+       {Failure("acks=1, unclean election"), Success("acks=all, min.insync.replicas=2")},
+       {Events(2000, 200000)},
+       {kPartKafka},
+       {kLockKafkaBrokers},
+       {Cmp("failure", "lost_acked", kGt, 0), Cmp("success", "lost_acked", kEq, 0),
+        Cmp("success", "rejected_isr", kGt, 0)},
+       180});
 
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
@@ -245,7 +281,9 @@ std::vector<ExperimentSpec> Build() {
   const std::vector<std::string> kRc = {kPartRedisCluster};
   advanced("E-010", "Redis Cluster multi-key limits", "advanced",
            "Redis Cluster constrains multi-key work to one slot",
-           "MSET/MGET/Lua across slots -> CROSSSLOT; with hash tags -> works; stale slot map -> MOVED counted", kRc);
+           "MSET/MGET/Lua across slots -> CROSSSLOT; with hash tags -> works; stale slot map -> "
+           "MOVED counted",
+           kRc);
   advanced("E-011", "Hot key on one shard", "advanced",
            "a hot key overloads one shard; key splitting + local cache spreads it",
            "skewed load on a cluster; per-node ops from INFO commandstats", kRc);
@@ -258,17 +296,21 @@ std::vector<ExperimentSpec> Build() {
            {kPartMysql, kPartRedis});
   advanced("E-014", "processed_event retention strategies", "advanced",
            "processed_event retention strategies differ in cost",
-           "batched DELETE by age vs archive-and-delete vs partition DROP under insert load", {kPartMysql});
+           "batched DELETE by age vs archive-and-delete vs partition DROP under insert load",
+           {kPartMysql});
   advanced("E-015", "Registry compatibility gate", "advanced",
            "the registry's compatibility rule blocks breaking changes before they ship",
-           "BACKWARD; register V1; breaking V2 rejected (409); compatible V2 accepted", {kPartRegistry});
+           "BACKWARD; register V1; breaking V2 rejected (409); compatible V2 accepted",
+           {kPartRegistry});
   advanced("E-018", "Rebalance storms", "advanced",
            "slow handlers cause rebalance storms; tuning stops them",
-           "processing longer than max.poll.interval.ms, eager vs cooperative-sticky + static membership",
+           "processing longer than max.poll.interval.ms, eager vs cooperative-sticky + static "
+           "membership",
            {kPartKafka});
   advanced("E-019", "Deadlocks from lock order", "advanced",
            "opposite lock order deadlocks; ordering and retry fix it",
-           "concurrent transactions locking rows in opposite order (1213) vs ordered locking", {kPartMysql});
+           "concurrent transactions locking rows in opposite order (1213) vs ordered locking",
+           {kPartMysql});
   advanced("E-022", "Controlled backfill", "advanced",
            "an uncontrolled backfill hurts live traffic; a controlled one does not and resumes",
            "one big pass vs sharded, batched, rate-limited, checkpointed backfill", {kPartMysql});
@@ -278,18 +320,23 @@ std::vector<ExperimentSpec> Build() {
            {kPartKafka, kPartMysql, kPartRedis});
   advanced("E-024", "Coupon oversell", "advanced",
            "coupon issuance under concurrency oversells unless atomic",
-           "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup", {kPartMysql, kPartRedis});
-  advanced("E-039A", "Distributed lock failures", "redis-ops", "distributed locks fail in known ways",
-           "TTL expiry while the holder works, unlock without owner check, crash-restart", {kPartRedis});
+           "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup",
+           {kPartMysql, kPartRedis});
+  advanced(
+      "E-039A", "Distributed lock failures", "redis-ops", "distributed locks fail in known ways",
+      "TTL expiry while the holder works, unlock without owner check, crash-restart", {kPartRedis});
   advanced("E-039B", "Fencing tokens", "redis-ops",
            "fencing tokens and a safe unlock prevent those failures",
-           "monotonic token checked by the store; compare-and-delete unlock", {kPartRedis, kPartMysql});
+           "monotonic token checked by the store; compare-and-delete unlock",
+           {kPartRedis, kPartMysql});
   advanced("E-044", "Online resharding", "redis-ops",
            "online resharding under load is safe for a cluster-aware client",
            "slots migrated while clients run: ASK/MOVED handled", kRc);
-  advanced("E-045", "Failover drill", "redis-ops",
-           "a failover drill shows the unavailability window and the async-replication loss",
-           "master killed / CLUSTER FAILOVER: downtime, acknowledged writes lost with and without WAIT", kRc);
+  advanced(
+      "E-045", "Failover drill", "redis-ops",
+      "a failover drill shows the unavailability window and the async-replication loss",
+      "master killed / CLUSTER FAILOVER: downtime, acknowledged writes lost with and without WAIT",
+      kRc);
   advanced("E-046", "Reconnect storms", "redis-ops", "reconnect storms need backoff with jitter",
            "many clients reconnect after a restart with and without backoff", {kPartRedis});
   advanced("E-047", "Slowlog and p99", "redis-ops", "slowlog finds what ruins p99",
@@ -299,22 +346,26 @@ std::vector<ExperimentSpec> Build() {
            "client-output-buffer-limit pubsub exceeded vs a stream consumer group", {kPartRedis});
   advanced("E-049", "Restricted commands gate", "redis-ops",
            "restricted commands must be caught before deploy",
-           "a Redis with managed-service restrictions; the gate reports forbidden commands", {kPartRedis});
+           "a Redis with managed-service restrictions; the gate reports forbidden commands",
+           {kPartRedis});
   advanced("E-050", "Cluster mode breaks single-node code", "redis-ops",
            "a serverless/cluster-mode target breaks code written for a single node",
            "the same workload on standalone vs cluster mode", {kPartRedis, kPartRedisCluster});
   advanced("N03", "Caller-runs executor", "resilience",
-           "a caller-runs executor blocks its caller under overload; abort + bulkhead keeps it responsive",
+           "a caller-runs executor blocks its caller under overload; abort + bulkhead keeps it "
+           "responsive",
            "bounded pool flooded; caller block time and a health probe's p99", {});
   advanced("N04", "DB connection held across slow I/O", "resilience",
            "holding a DB connection across slow I/O exhausts the pool",
            "transaction held during a slow call vs I/O outside the transaction", {kPartMysql});
   advanced("N06", "Misaligned timeouts", "resilience",
            "misaligned timeouts leave zombie work after the client gave up",
-           "client timeout shorter than the server's retry chain vs a propagated deadline", {kPartMysql});
+           "client timeout shorter than the server's retry chain vs a propagated deadline",
+           {kPartMysql});
   advanced("N19", "Outbox survives a broker outage", "resilience",
            "an outbox survives a long broker outage and drains a large backlog with zero loss",
-           "Kafka down while writes continue; drain rate; reconciliation", {kPartKafka, kPartMysql});
+           "Kafka down while writes continue; drain rate; reconciliation",
+           {kPartKafka, kPartMysql});
   advanced("N21", "Circuit breaker", "resilience",
            "a circuit breaker contains a latency spike and recovers by itself",
            "dependency latency injected: MTTD, MTTR, failure rate", {kPartMysql, kPartToxiproxy});

@@ -43,8 +43,9 @@ std::variant<ParamValue, std::string> Convert(const ParameterSpec& spec, const R
       std::int64_t value = 0;
       if (const auto* i = std::get_if<std::int64_t>(&raw)) {
         value = *i;
-      } else if (const auto* d = std::get_if<double>(&raw);
-                 d != nullptr && std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9e15) {
+      } else if (const auto* d = std::get_if<double>(&raw); d != nullptr && std::isfinite(*d) &&
+                                                            std::floor(*d) == *d &&
+                                                            std::fabs(*d) < 9e15) {
         value = static_cast<std::int64_t>(*d);
       } else {
         return "must be an integer, got " + DescribeRaw(raw);

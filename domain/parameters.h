@@ -39,7 +39,7 @@ struct RawUnsupported {  // arrays and objects
 using RawValue = std::variant<RawNull, bool, std::int64_t, double, std::string, RawUnsupported>;
 
 struct FieldError {
-  std::string field;   // JSON-pointer-like: "params.events", "modes[1]"
+  std::string field;  // JSON-pointer-like: "params.events", "modes[1]"
   std::string message;
 };
 

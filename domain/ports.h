@@ -42,10 +42,10 @@ class RunReporter {
   // lab_consumer_lag{group,topic}, lab_kafka_under_replicated_partitions (gauges) and
   // lab_dlq_messages_total, lab_cache_requests_total{result}, lab_db_queries_total (counters).
   // Unknown names are ignored by the server.
-  virtual void Gauge(std::string_view /*name*/, const std::map<std::string, std::string>& /*labels*/,
-                     double /*value*/) {}
-  virtual void Count(std::string_view /*name*/, const std::map<std::string, std::string>& /*labels*/,
-                     double /*increment*/) {}
+  virtual void Gauge(std::string_view /*name*/,
+                     const std::map<std::string, std::string>& /*labels*/, double /*value*/) {}
+  virtual void Count(std::string_view /*name*/,
+                     const std::map<std::string, std::string>& /*labels*/, double /*increment*/) {}
 };
 
 struct RunContext {
@@ -59,10 +59,10 @@ struct RunContext {
 };
 
 struct ModeResult {
-  ModeMetrics metrics;                     // the numbers the verdict is decided by
-  std::string details_json = "{}";         // everything else the mode recorded (JSON object)
+  ModeMetrics metrics;              // the numbers the verdict is decided by
+  std::string details_json = "{}";  // everything else the mode recorded (JSON object)
   std::vector<Artifact> artifacts;
-  std::optional<std::string> inconclusive; // the runner could not decide, and why
+  std::optional<std::string> inconclusive;  // the runner could not decide, and why
   // Failures of the client library (e.g. librdkafka 2.0.2's fatal idempotence error), kept
   // apart from the phenomenon under test.
   std::vector<std::string> client_library_failures;

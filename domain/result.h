@@ -8,12 +8,12 @@
 namespace lab::domain {
 
 enum class ErrorCode {
-  kInvalidArgument,   // the caller's input is wrong
+  kInvalidArgument,  // the caller's input is wrong
   kNotFound,
-  kConflict,          // the state does not allow it (e.g. cancel a finished run)
-  kUnavailable,       // a dependency did not answer; retrying may help
+  kConflict,     // the state does not allow it (e.g. cancel a finished run)
+  kUnavailable,  // a dependency did not answer; retrying may help
   kTimeout,
-  kResourceExhausted, // a bound was reached (queue full)
+  kResourceExhausted,  // a bound was reached (queue full)
   kUnimplemented,
   kInternal,
 };
@@ -23,13 +23,15 @@ struct Error {
   std::string message;  // says what failed and with which library message
 };
 
-inline Error MakeError(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error MakeError(ErrorCode code, std::string message) {
+  return Error{code, std::move(message)};
+}
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
-  Result(Error error) : value_(std::move(error)) {}    // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : value_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(value_); }
   explicit operator bool() const { return ok(); }
@@ -51,7 +53,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }
   const Error& error() const { return error_; }

@@ -60,8 +60,8 @@ bool CanTransition(RunState from, RunState to) {
     case RunState::kQueued:
       return to == RunState::kRunning || to == RunState::kCancelled;
     case RunState::kRunning:
-      return to == RunState::kCompleted || to == RunState::kFailed ||
-             to == RunState::kCancelled || to == RunState::kInterrupted;
+      return to == RunState::kCompleted || to == RunState::kFailed || to == RunState::kCancelled ||
+             to == RunState::kInterrupted;
     default:
       return false;
   }

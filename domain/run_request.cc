@@ -30,8 +30,9 @@ Result<RunRequest> ValidateRunRequest(const ExperimentSpec& spec, const RunReque
   request.timeout_seconds = spec.default_timeout_seconds;
 
   for (const auto& field : input.unknown_fields) {
-    errors.push_back({field, "is not a field of a run request (known: modes, params, note, "
-                             "keep_artifacts, repeat, timeout_seconds)"});
+    errors.push_back({field,
+                      "is not a field of a run request (known: modes, params, note, "
+                      "keep_artifacts, repeat, timeout_seconds)"});
   }
 
   if (input.modes_scalar) {
@@ -49,8 +50,8 @@ Result<RunRequest> ValidateRunRequest(const ExperimentSpec& spec, const RunReque
       bool known = std::any_of(spec.modes.begin(), spec.modes.end(),
                                [&](const ModeSpec& m) { return m.name == *name; });
       if (!known) {
-        errors.push_back({field, "'" + *name + "' is not a mode of " + spec.id + " (modes: " +
-                                     ModeNames(spec) + ")"});
+        errors.push_back({field, "'" + *name + "' is not a mode of " + spec.id +
+                                     " (modes: " + ModeNames(spec) + ")"});
       } else if (std::find(asked.begin(), asked.end(), *name) != asked.end()) {
         errors.push_back({field, "'" + *name + "' is listed twice"});
       } else {
@@ -78,7 +79,8 @@ Result<RunRequest> ValidateRunRequest(const ExperimentSpec& spec, const RunReque
     if (note == nullptr && !std::holds_alternative<RawNull>(*input.note)) {
       errors.push_back({"note", "must be a string"});
     } else if (note != nullptr && note->size() > kMaxNoteLength) {
-      errors.push_back({"note", "must be at most " + std::to_string(kMaxNoteLength) + " characters"});
+      errors.push_back(
+          {"note", "must be at most " + std::to_string(kMaxNoteLength) + " characters"});
     } else if (note != nullptr) {
       request.note = *note;
     }
@@ -95,7 +97,8 @@ Result<RunRequest> ValidateRunRequest(const ExperimentSpec& spec, const RunReque
   if (input.repeat) {
     auto n = AsInteger(*input.repeat);
     if (!n || *n < 1 || *n > kMaxRepeat) {
-      errors.push_back({"repeat", "must be an integer within [1, " + std::to_string(kMaxRepeat) + "]"});
+      errors.push_back(
+          {"repeat", "must be an integer within [1, " + std::to_string(kMaxRepeat) + "]"});
     } else {
       request.repeat = static_cast<int>(*n);
     }

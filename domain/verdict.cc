@@ -85,8 +85,8 @@ VerdictDecision DecideVerdict(const std::vector<Condition>& criteria,
       continue;
     }
     auto lhs = Lookup(evidence, c.mode, c.metric);
-    std::optional<double> rhs =
-        c.rhs_metric.empty() ? std::optional<double>(c.value) : Lookup(evidence, c.rhs_mode, c.rhs_metric);
+    std::optional<double> rhs = c.rhs_metric.empty() ? std::optional<double>(c.value)
+                                                     : Lookup(evidence, c.rhs_mode, c.rhs_metric);
     if (!lhs || !rhs) {
       undecided.push_back("no measurement for '" + Describe(c) + "'");
       continue;

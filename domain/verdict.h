@@ -24,7 +24,7 @@ struct Condition {
   std::string metric;
   CompareOp op = CompareOp::kEqual;
   double value = 0;
-  std::string rhs_mode;    // empty: compare with `value`
+  std::string rhs_mode;  // empty: compare with `value`
   std::string rhs_metric;
   double factor = 1;
   // What a false condition means: evidence against the claim (refuted) or a run that could not

@@ -11,7 +11,8 @@ namespace {
 using domain::ErrorCode;
 using domain::MakeError;
 
-domain::Result<long> ParseInt(const std::string& option, const std::string& value, long min, long max) {
+domain::Result<long> ParseInt(const std::string& option, const std::string& value, long min,
+                              long max) {
   try {
     std::size_t used = 0;
     long v = std::stol(value, &used);
@@ -19,14 +20,15 @@ domain::Result<long> ParseInt(const std::string& option, const std::string& valu
   } catch (const std::exception&) {
   }
   return MakeError(ErrorCode::kInvalidArgument, option + " must be an integer within [" +
-                                                    std::to_string(min) + ", " + std::to_string(max) +
-                                                    "], got '" + value + "'");
+                                                    std::to_string(min) + ", " +
+                                                    std::to_string(max) + "], got '" + value + "'");
 }
 
 domain::Status ParseListen(const std::string& value, ServerConfig& c) {
   auto colon = value.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return MakeError(ErrorCode::kInvalidArgument, "--listen must be HOST:PORT, got '" + value + "'");
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--listen must be HOST:PORT, got '" + value + "'");
   }
   auto port = ParseInt("--listen port", value.substr(colon + 1), 0, 65535);
   if (!port.ok()) return port.error();
@@ -40,7 +42,8 @@ domain::Status ParseListen(const std::string& value, ServerConfig& c) {
 
 domain::Result<std::string> ReadFile(const std::string& path, const char* what) {
   std::ifstream in(path);
-  if (!in) return MakeError(ErrorCode::kInvalidArgument, std::string("cannot read ") + what + " " + path);
+  if (!in)
+    return MakeError(ErrorCode::kInvalidArgument, std::string("cannot read ") + what + " " + path);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
@@ -62,7 +65,9 @@ void ApplyStackJson(const nlohmann::json& j, runners::StackConfig& s) {
 }
 
 void ApplyEnvironment(runners::StackConfig& s) {
-  auto env = [](const char* name) -> const char* { return std::getenv(name); };  // NOLINT(concurrency-mt-unsafe): start-up only
+  auto env = [](const char* name) -> const char* {
+    return std::getenv(name);
+  };  // NOLINT(concurrency-mt-unsafe): start-up only
   if (const char* v = env("LAB_KAFKA_BOOTSTRAP")) s.kafka_bootstrap = v;
   if (const char* v = env("LAB_REGISTRY_URL")) s.registry_url = v;
   if (const char* v = env("LAB_MYSQL_HOST")) s.mysql_host = v;
@@ -130,7 +135,8 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") return MakeError(ErrorCode::kNotFound, Usage());
-    if (i + 1 >= argc) return MakeError(ErrorCode::kInvalidArgument, arg + " needs a value (see --help)");
+    if (i + 1 >= argc)
+      return MakeError(ErrorCode::kInvalidArgument, arg + " needs a value (see --help)");
     std::string value = argv[++i];
     domain::Status s;
     if (arg == "--listen") {
@@ -156,7 +162,8 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
     } else if (arg == "--read-timeout" || arg == "--idle-timeout") {
       auto n = ParseInt(arg, value, 1, 3600);
       if (!n.ok()) return n.error();
-      (arg == "--read-timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) = static_cast<int>(*n);
+      (arg == "--read-timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) =
+          static_cast<int>(*n);
     } else if (arg == "--shutdown-timeout") {
       auto n = ParseInt(arg, value, 1, 3600);
       if (!n.ok()) return n.error();
@@ -181,7 +188,8 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
     if (!text.ok()) return text.error();
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      return MakeError(ErrorCode::kInvalidArgument, "config file " + config_file + " is not a JSON object");
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "config file " + config_file + " is not a JSON object");
     }
     try {
       if (j.contains("stack")) ApplyStackJson(j["stack"], c.stack);
@@ -200,7 +208,8 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
       if (ch == '\n') ch = ',';
     }
     c.tokens = *text;
-  } else if (const char* t = std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
+  } else if (const char* t =
+                 std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
     c.tokens = t;
   }
   return c;

@@ -12,20 +12,20 @@ namespace lab::server {
 struct ServerConfig {
   std::string listen_host = "127.0.0.1";
   unsigned short listen_port = 8080;
-  std::string data_dir = ".lab/data";       // SQLite store lives here (lab.db)
-  int workers = 2;                          // run workers, separate from HTTP threads
+  std::string data_dir = ".lab/data";  // SQLite store lives here (lab.db)
+  int workers = 2;                     // run workers, separate from HTTP threads
   int http_threads = 2;
-  std::size_t queue_capacity = 1000;        // queued runs beyond this get 503 + Retry-After
-  double rate_limit = 100;                  // API requests per second per client; 0 = off
+  std::size_t queue_capacity = 1000;  // queued runs beyond this get 503 + Retry-After
+  double rate_limit = 100;            // API requests per second per client; 0 = off
   double rate_burst = 200;
   std::size_t body_limit = 64 * 1024;
-  int read_timeout_seconds = 10;            // a started request must arrive whole within this
-  int idle_timeout_seconds = 30;            // a kept-alive connection may idle this long
-  int shutdown_timeout_seconds = 30;        // SIGTERM: running runs get this long to clean up
-  std::string web_root;                     // default: the source tree's web/
-  std::string migrations_dir;               // default: the source tree's migrations/
-  std::string port_file;                    // write the bound port here (tests use port 0)
-  std::string tokens;                       // "token:role,…" from LAB_TOKENS or --tokens-file
+  int read_timeout_seconds = 10;      // a started request must arrive whole within this
+  int idle_timeout_seconds = 30;      // a kept-alive connection may idle this long
+  int shutdown_timeout_seconds = 30;  // SIGTERM: running runs get this long to clean up
+  std::string web_root;               // default: the source tree's web/
+  std::string migrations_dir;         // default: the source tree's migrations/
+  std::string port_file;              // write the bound port here (tests use port 0)
+  std::string tokens;                 // "token:role,…" from LAB_TOKENS or --tokens-file
   runners::StackConfig stack;
 };
 

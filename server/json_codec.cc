@@ -95,9 +95,9 @@ domain::RunRequestInput RunRequestInputFromJson(const Json& body) {
 }
 
 Json RequestToJson(const domain::RunRequest& r) {
-  return Json{{"modes", r.modes},          {"params", ToJson(r.params)},
-              {"note", r.note},            {"keep_artifacts", r.keep_artifacts},
-              {"repeat", r.repeat},        {"timeout_seconds", r.timeout_seconds}};
+  return Json{{"modes", r.modes},   {"params", ToJson(r.params)},
+              {"note", r.note},     {"keep_artifacts", r.keep_artifacts},
+              {"repeat", r.repeat}, {"timeout_seconds", r.timeout_seconds}};
 }
 
 domain::RunRequest RequestFromJson(const domain::ExperimentSpec& spec, const Json& j) {
@@ -113,7 +113,8 @@ domain::RunRequest RequestFromJson(const domain::ExperimentSpec& spec, const Jso
 
 Json ExperimentToJson(const domain::ExperimentSpec& spec, bool available) {
   Json modes = Json::array();
-  for (const auto& m : spec.modes) modes.push_back({{"name", m.name}, {"description", m.description}});
+  for (const auto& m : spec.modes)
+    modes.push_back({{"name", m.name}, {"description", m.description}});
   Json params = Json::array();
   for (const auto& p : spec.parameters) {
     Json j = {{"name", p.name},
@@ -188,7 +189,8 @@ Json RunToJson(const RunRecord& run, const std::vector<StepRecord>* steps) {
   if (result.contains("mode_seconds")) j["mode_seconds"] = result["mode_seconds"];
   if (steps != nullptr) {
     Json s = Json::array();
-    for (const auto& step : *steps) s.push_back({{"seq", step.seq}, {"at", step.at}, {"message", step.message}});
+    for (const auto& step : *steps)
+      s.push_back({{"seq", step.seq}, {"at", step.at}, {"message", step.message}});
     j["steps"] = std::move(s);
   }
   return j;
@@ -200,10 +202,16 @@ Json AuditToJson(const domain::AuditEntry& e) {
     Json parsed = Json::parse(text, nullptr, false);
     return parsed.is_discarded() ? Json(text) : parsed;
   };
-  return Json{{"seq", e.seq},           {"time", e.time},     {"actor", e.actor},
-              {"action", e.action},     {"target", e.target}, {"request_id", e.request_id},
-              {"before", maybe_json(e.before)}, {"after", maybe_json(e.after)},
-              {"prev_hash", e.prev_hash}, {"hash", e.hash}};
+  return Json{{"seq", e.seq},
+              {"time", e.time},
+              {"actor", e.actor},
+              {"action", e.action},
+              {"target", e.target},
+              {"request_id", e.request_id},
+              {"before", maybe_json(e.before)},
+              {"after", maybe_json(e.after)},
+              {"prev_hash", e.prev_hash},
+              {"hash", e.hash}};
 }
 
 }  // namespace lab::server

@@ -5,7 +5,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -26,7 +25,9 @@ namespace {
 
 class SystemClock : public lab::domain::Clock {
  public:
-  std::chrono::system_clock::time_point Now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::now();
+  }
 };
 
 int Run(int argc, char** argv) {
@@ -57,11 +58,13 @@ int Run(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
-    std::cerr << "reliability-lab: cannot create data dir " << config.data_dir << ": " << ec.message() << "\n";
+    std::cerr << "reliability-lab: cannot create data dir " << config.data_dir << ": "
+              << ec.message() << "\n";
     return 1;
   }
   SystemClock clock;
-  auto opened = RunStore::Open(config.data_dir + "/lab.db", config.migrations_dir + "/sqlite", clock);
+  auto opened =
+      RunStore::Open(config.data_dir + "/lab.db", config.migrations_dir + "/sqlite", clock);
   if (!opened.ok()) {
     std::cerr << "reliability-lab: store: " << opened.error().message << "\n";
     return 1;
@@ -90,7 +93,8 @@ int Run(int argc, char** argv) {
   RunQueue queue(config.queue_capacity);
   for (const auto& run : recovery->queued) {
     const auto* spec = lab::domain::FindExperiment(run.experiment);
-    queue.PushRecovered(QueuedRun{run.id, run.experiment, spec ? spec->exclusive : std::vector<std::string>{}});
+    queue.PushRecovered(
+        QueuedRun{run.id, run.experiment, spec ? spec->exclusive : std::vector<std::string>{}});
   }
   RunExecutor executor(store, runners, probe.get(), metrics, health);
   WorkerPool pool(queue, executor, metrics, config.workers);
@@ -111,9 +115,11 @@ int Run(int argc, char** argv) {
   http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
   HttpServer server(ioc, api, http_options);
   boost::system::error_code addr_ec;
-  auto address = boost::asio::ip::make_address(config.listen_host == "localhost" ? "127.0.0.1" : config.listen_host, addr_ec);
+  auto address = boost::asio::ip::make_address(
+      config.listen_host == "localhost" ? "127.0.0.1" : config.listen_host, addr_ec);
   if (addr_ec) {
-    std::cerr << "reliability-lab: --listen host '" << config.listen_host << "' is not an IP address\n";
+    std::cerr << "reliability-lab: --listen host '" << config.listen_host
+              << "' is not an IP address\n";
     return 2;
   }
   if (auto s = server.Listen({address, config.listen_port}); !s.ok()) {
@@ -140,10 +146,12 @@ int Run(int argc, char** argv) {
     std::clog << "event=server.stopping signal=" << signal_number << "\n";
     server.StopAccepting();
     api.SetDraining();
+    queue.SetPaused(true);  // no queued run starts during the shutdown: it stays queued for the next start
     shutdown_thread = std::thread([&] {
       int cancelled = executor.CancelAll(lab::server::Actor{"system", ""});
       std::clog << "event=server.cancelling runs=" << cancelled << "\n";
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_seconds);
+      auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_seconds);
       while (pool.busy() > 0 && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }

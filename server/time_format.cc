@@ -23,7 +23,8 @@ std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view 
   std::string copy(text);
   char z = 0;
   int consumed = 0;
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6) {
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+      6) {
     return std::nullopt;
   }
   std::string_view rest = text.substr(static_cast<std::size_t>(consumed));

@@ -73,22 +73,30 @@ std::optional<HttpResponse> ReadPaging(const HttpRequest& req, int& limit,
     before = DecodeCursor(it->second);
     if (!before) errors.push_back({"cursor", "is not a cursor this server issued"});
   }
-  if (!errors.empty()) return Problem(400, "Invalid query", "the query parameters are invalid", errors);
+  if (!errors.empty())
+    return Problem(400, "Invalid query", "the query parameters are invalid", errors);
   return std::nullopt;
 }
 
 std::string ContentTypeFor(const std::filesystem::path& p) {
   static const std::map<std::string, std::string> kTypes = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json; charset=utf-8"}, {".svg", "image/svg+xml"},
-      {".png", "image/png"}, {".ico", "image/x-icon"}, {".txt", "text/plain; charset=utf-8"},
-      {".map", "application/json; charset=utf-8"}, {".woff2", "font/woff2"}};
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".map", "application/json; charset=utf-8"},
+      {".woff2", "font/woff2"}};
   auto it = kTypes.find(p.extension().string());
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
-std::string Sse(const std::string& event, const Json& data, std::optional<std::int64_t> id = std::nullopt) {
+std::string Sse(const std::string& event, const Json& data,
+                std::optional<std::int64_t> id = std::nullopt) {
   std::string out;
   if (id) out += "id: " + std::to_string(*id) + "\n";
   out += "event: " + event + "\ndata: " + data.dump() + "\n\n";
@@ -126,8 +134,10 @@ class RunEventStream : public EventStream {
     std::string state(domain::ToString(r.state));
     if (state != last_state_) {
       last_state_ = state;
-      out += Sse("state", {{"state", state},
-                           {"verdict", r.verdict ? Json(std::string(domain::ToString(*r.verdict))) : Json()}});
+      out +=
+          Sse("state",
+              {{"state", state},
+               {"verdict", r.verdict ? Json(std::string(domain::ToString(*r.verdict))) : Json()}});
     }
     if (domain::IsTerminal(r.state)) {
       auto all = store_.Steps(id_, 0, 100000);
@@ -153,11 +163,20 @@ std::string XmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -168,9 +187,11 @@ std::string MarkdownReport(const Json& run, const domain::ExperimentSpec& spec) 
   md << "# " << spec.id << " — " << spec.title << "\n\n";
   md << "**Claim:** " << spec.claim << "\n\n";
   md << "| run | state | verdict | started | finished |\n|---|---|---|---|---|\n";
-  auto str = [](const Json& j) { return j.is_null() ? std::string("—") : j.is_string() ? j.get<std::string>() : j.dump(); };
-  md << "| " << str(run["id"]) << " | " << str(run["state"]) << " | " << str(run["verdict"]) << " | "
-     << str(run["started_at"]) << " | " << str(run["finished_at"]) << " |\n\n";
+  auto str = [](const Json& j) {
+    return j.is_null() ? std::string("—") : j.is_string() ? j.get<std::string>() : j.dump();
+  };
+  md << "| " << str(run["id"]) << " | " << str(run["state"]) << " | " << str(run["verdict"])
+     << " | " << str(run["started_at"]) << " | " << str(run["finished_at"]) << " |\n\n";
   md << "**Why:** " << str(run["verdict_reason"]) << "\n\n";
   if (!spec.criteria.empty()) {
     md << "**Confirmed when:** ";
@@ -182,7 +203,8 @@ std::string MarkdownReport(const Json& run, const domain::ExperimentSpec& spec) 
   md << "## Evidence\n\n";
   for (const auto& [mode, ev] : run["evidence"].items()) {
     md << "### " << mode << "\n\n| metric | value |\n|---|---|\n";
-    for (const auto& [name, value] : ev.value("metrics", Json::object()).items()) {
+    const Json metrics = ev.value("metrics", Json::object());  // items() of a temporary dangles
+    for (const auto& [name, value] : metrics.items()) {
       md << "| " << name << " | " << value.dump() << " |\n";
     }
     md << "\n";
@@ -190,7 +212,8 @@ std::string MarkdownReport(const Json& run, const domain::ExperimentSpec& spec) 
   md << "## Parameters\n\n```json\n" << run["params"].dump(2) << "\n```\n\n";
   if (run.contains("steps")) {
     md << "## Steps\n\n";
-    for (const auto& s : run["steps"]) md << "- `" << str(s["at"]) << "` " << str(s["message"]) << "\n";
+    for (const auto& s : run["steps"])
+      md << "- `" << str(s["at"]) << "` " << str(s["message"]) << "\n";
   }
   return md.str();
 }
@@ -203,19 +226,21 @@ std::string JunitReport(const Json& run, const domain::ExperimentSpec& spec) {
   int errors = (state == "failed" || state == "interrupted") ? 1 : 0;
   int skipped = (verdict == "inconclusive" && errors == 0) || state == "cancelled" ? 1 : 0;
   std::ostringstream x;
-  x << R"(<?xml version="1.0" encoding="UTF-8"?>)" << "\n";
-  x << "<testsuites><testsuite name=\"" << XmlEscape(spec.id) << "\" tests=\"1\" failures=\"" << failures
-    << "\" errors=\"" << errors << "\" skipped=\"" << skipped << "\" time=\""
+  x << R"(<?xml version="1.0" encoding="UTF-8"?>)"
+    << "\n";
+  x << "<testsuites><testsuite name=\"" << XmlEscape(spec.id) << "\" tests=\"1\" failures=\""
+    << failures << "\" errors=\"" << errors << "\" skipped=\"" << skipped << "\" time=\""
     << run.value("duration_seconds", Json(0)).dump() << "\">\n";
   x << "  <testcase classname=\"reliability-lab." << XmlEscape(spec.id) << "\" name=\""
     << XmlEscape(spec.claim) << "\">\n";
   if (errors) {
-    x << "    <error message=\"" << XmlEscape(run["error"].is_string() ? run["error"].get<std::string>() : state)
-      << "\"/>\n";
+    x << "    <error message=\""
+      << XmlEscape(run["error"].is_string() ? run["error"].get<std::string>() : state) << "\"/>\n";
   } else if (failures) {
     x << "    <failure message=\"" << XmlEscape(reason) << "\"/>\n";
   } else if (skipped) {
-    x << "    <skipped message=\"" << XmlEscape(state == "cancelled" ? "cancelled" : reason) << "\"/>\n";
+    x << "    <skipped message=\"" << XmlEscape(state == "cancelled" ? "cancelled" : reason)
+      << "\"/>\n";
   }
   x << "    <system-out>" << XmlEscape(run["evidence"].dump()) << "</system-out>\n";
   x << "  </testcase>\n</testsuite></testsuites>\n";
@@ -271,8 +296,9 @@ HttpResponse Api::Handle(const HttpRequest& request) {
   }
   response.route = route;
   response.AddHeader("X-Request-Id", request.request_id);
-  metrics_.ObserveHttp(route, request.method, response.status,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.ObserveHttp(
+      route, request.method, response.status,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return response;
 }
 
@@ -280,8 +306,9 @@ std::optional<HttpResponse> Api::CheckSameOrigin(const HttpRequest& req) {
   // A browser on another site cannot start or cancel runs: it always sends Origin (and
   // Sec-Fetch-Site) on a cross-site POST, and we refuse those. curl sends neither.
   if (auto site = req.Header("sec-fetch-site"); site && *site != "same-origin" && *site != "none") {
-    return Problem(403, "Cross-site request refused",
-                   "mutating requests must come from this server's own pages (Sec-Fetch-Site: " + *site + ")");
+    return Problem(
+        403, "Cross-site request refused",
+        "mutating requests must come from this server's own pages (Sec-Fetch-Site: " + *site + ")");
   }
   if (auto origin = req.Header("origin")) {
     auto host = req.Header("host").value_or("");
@@ -317,17 +344,20 @@ Api::Authorised Api::Authorise(const HttpRequest& req, Role needed) {
     result.principal = Principal{"local", Role::kAdmin};
   } else {
     audit_failure("auth.failed", "no bearer token");
-    auto r = Problem(401, "Unauthenticated", "this server requires 'Authorization: Bearer <token>'");
+    auto r =
+        Problem(401, "Unauthenticated", "this server requires 'Authorization: Bearer <token>'");
     r.AddHeader("WWW-Authenticate", "Bearer");
     result.refusal = r;
     return result;
   }
   if (static_cast<int>(result.principal.role) < static_cast<int>(needed)) {
-    (void)store_.AppendAudit("auth.forbidden", req.method + " " + req.path, "",
-                             Json{{"role", ToString(result.principal.role)}, {"needed", ToString(needed)}}.dump(),
-                             Actor{result.principal.name, req.request_id});
-    result.refusal = Problem(403, "Forbidden", std::string("this needs the ") + ToString(needed) +
-                                                   " role; the token has " + ToString(result.principal.role));
+    (void)store_.AppendAudit(
+        "auth.forbidden", req.method + " " + req.path, "",
+        Json{{"role", ToString(result.principal.role)}, {"needed", ToString(needed)}}.dump(),
+        Actor{result.principal.name, req.request_id});
+    result.refusal = Problem(403, "Forbidden",
+                             std::string("this needs the ") + ToString(needed) +
+                                 " role; the token has " + ToString(result.principal.role));
   }
   return result;
 }
@@ -361,8 +391,8 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     r.body = options_.openapi_json;
     return r;
   }
-  const bool api = !parts.empty() &&
-                   (parts[0] == "experiments" || parts[0] == "runs" || parts[0] == "halt" || parts[0] == "audit");
+  const bool api = !parts.empty() && (parts[0] == "experiments" || parts[0] == "runs" ||
+                                      parts[0] == "halt" || parts[0] == "audit");
   if (!api) {
     route = "/ui";
     if (m != "GET" && m != "HEAD") return method_not_allowed("GET");
@@ -378,7 +408,9 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     return r;
   }
   const bool mutating = m != "GET" && m != "HEAD";
-  Role needed = !mutating ? Role::kViewer : (m == "DELETE" && parts[0] == "halt") ? Role::kAdmin : Role::kOperator;
+  Role needed = !mutating                               ? Role::kViewer
+                : (m == "DELETE" && parts[0] == "halt") ? Role::kAdmin
+                                                        : Role::kOperator;
   auto match = [&](std::initializer_list<const char*> shape) {
     if (parts.size() != shape.size()) return false;
     std::size_t i = 0;
@@ -388,18 +420,30 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     }
     return true;
   };
-  if (match({"experiments"})) route = "/experiments";
-  else if (match({"experiments", "*"})) route = "/experiments/{id}";
-  else if (match({"experiments", "*", "runs"})) route = "/experiments/{id}/runs";
-  else if (match({"runs"})) route = "/runs";
-  else if (match({"runs", "*"})) route = "/runs/{id}";
-  else if (match({"runs", "*", "events"})) route = "/runs/{id}/events";
-  else if (match({"runs", "*", "report"})) route = "/runs/{id}/report";
-  else if (match({"runs", "*", "cancel"})) route = "/runs/{id}/cancel";
-  else if (match({"halt"})) route = "/halt";
-  else if (match({"audit"})) route = "/audit";
-  else if (match({"audit", "verify"})) route = "/audit/verify";
-  else return Problem(404, "Not found", "no resource at " + req.path);
+  if (match({"experiments"}))
+    route = "/experiments";
+  else if (match({"experiments", "*"}))
+    route = "/experiments/{id}";
+  else if (match({"experiments", "*", "runs"}))
+    route = "/experiments/{id}/runs";
+  else if (match({"runs"}))
+    route = "/runs";
+  else if (match({"runs", "*"}))
+    route = "/runs/{id}";
+  else if (match({"runs", "*", "events"}))
+    route = "/runs/{id}/events";
+  else if (match({"runs", "*", "report"}))
+    route = "/runs/{id}/report";
+  else if (match({"runs", "*", "cancel"}))
+    route = "/runs/{id}/cancel";
+  else if (match({"halt"}))
+    route = "/halt";
+  else if (match({"audit"}))
+    route = "/audit";
+  else if (match({"audit", "verify"}))
+    route = "/audit/verify";
+  else
+    return Problem(404, "Not found", "no resource at " + req.path);
 
   auto auth = Authorise(req, needed);
   if (auth.refusal) return *auth.refusal;
@@ -409,15 +453,19 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
   const Principal& who = auth.principal;
 
   if (route == "/experiments") return m == "GET" ? ListExperiments() : method_not_allowed("GET");
-  if (route == "/experiments/{id}") return m == "GET" ? GetExperiment(parts[1]) : method_not_allowed("GET");
+  if (route == "/experiments/{id}")
+    return m == "GET" ? GetExperiment(parts[1]) : method_not_allowed("GET");
   if (route == "/experiments/{id}/runs") {
     return m == "POST" ? CreateRun(req, parts[1], who) : method_not_allowed("POST");
   }
   if (route == "/runs") return m == "GET" ? ListRuns(req) : method_not_allowed("GET");
   if (route == "/runs/{id}") return m == "GET" ? GetRun(parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/events") return m == "GET" ? RunEvents(req, parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/report") return m == "GET" ? RunReport(req, parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/cancel") return m == "POST" ? CancelRun(req, parts[1], who) : method_not_allowed("POST");
+  if (route == "/runs/{id}/events")
+    return m == "GET" ? RunEvents(req, parts[1]) : method_not_allowed("GET");
+  if (route == "/runs/{id}/report")
+    return m == "GET" ? RunReport(req, parts[1]) : method_not_allowed("GET");
+  if (route == "/runs/{id}/cancel")
+    return m == "POST" ? CancelRun(req, parts[1], who) : method_not_allowed("POST");
   if (route == "/halt") {
     if (m == "POST") return SetHalt(req, who);
     if (m == "DELETE") return LiftHalt(req, who);
@@ -443,15 +491,19 @@ HttpResponse Api::Ready() {
   Json deps = Json::array();
   bool ok = true;
   auto writable = store_.CheckWritable();
-  deps.push_back({{"name", "store"}, {"ok", writable.ok()},
+  deps.push_back({{"name", "store"},
+                  {"ok", writable.ok()},
                   {"detail", writable.ok() ? "writable" : writable.error().message}});
   ok = ok && writable.ok();
   if (probe_ != nullptr) {
     std::vector<std::string> parts = {domain::kPartKafka, domain::kPartRegistry, domain::kPartMysql,
                                       domain::kPartRedis, domain::kPartRedisCluster};
     for (const auto& p : probe_->Check(parts, options_.readiness_timeout)) {
-      deps.push_back({{"name", p.part}, {"ok", p.ok}, {"latency_ms", p.latency_ms},
-                      {"version", p.version}, {"detail", p.detail}});
+      deps.push_back({{"name", p.part},
+                      {"ok", p.ok},
+                      {"latency_ms", p.latency_ms},
+                      {"version", p.version},
+                      {"detail", p.detail}});
       ok = ok && p.ok;
     }
   }
@@ -523,9 +575,11 @@ HttpResponse Api::GetExperiment(const std::string& id) {
   if (!runs.ok()) return ProblemFor(runs.error());
   Json last = Json::array();
   for (const auto& r : *runs) {
-    last.push_back({{"id", r.id}, {"state", std::string(domain::ToString(r.state))},
-                    {"verdict", r.verdict ? Json(std::string(domain::ToString(*r.verdict))) : Json()},
-                    {"created_at", r.created_at}});
+    last.push_back(
+        {{"id", r.id},
+         {"state", std::string(domain::ToString(r.state))},
+         {"verdict", r.verdict ? Json(std::string(domain::ToString(*r.verdict))) : Json()},
+         {"created_at", r.created_at}});
   }
   j["last_runs"] = last;
   j["last_verdict"] = Json();
@@ -540,18 +594,22 @@ HttpResponse Api::GetExperiment(const std::string& id) {
   return JsonResponse(200, j);
 }
 
-HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experiment, const Principal& who) {
+HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experiment,
+                            const Principal& who) {
   const auto* spec = domain::FindExperiment(experiment);
-  if (spec == nullptr) return Problem(404, "Unknown experiment", "there is no experiment " + experiment);
+  if (spec == nullptr)
+    return Problem(404, "Unknown experiment", "there is no experiment " + experiment);
   if (available_.count(experiment) == 0) {
-    return Problem(501, "Experiment not available",
-                   experiment + " is in the catalog but its runner is not built yet; nothing was queued");
+    return Problem(
+        501, "Experiment not available",
+        experiment + " is in the catalog but its runner is not built yet; nothing was queued");
   }
   {
     std::lock_guard lock(halt_mu_);
     if (halt_reason_) {
       metrics_.AdmissionRejected("halted");
-      auto r = Problem(503, "Halted", "the lab is halted (" + *halt_reason_ + "); DELETE /halt lifts it");
+      auto r = Problem(503, "Halted",
+                       "the lab is halted (" + *halt_reason_ + "); DELETE /halt lifts it");
       r.AddHeader("Retry-After", "60");
       return r;
     }
@@ -570,13 +628,15 @@ HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experimen
                      {{"body", "is not valid JSON"}});
     }
     if (!body.is_object()) {
-      return Problem(400, "Invalid request", "the body must be a JSON object", {{"body", "must be an object"}});
+      return Problem(400, "Invalid request", "the body must be a JSON object",
+                     {{"body", "must be an object"}});
     }
   }
   std::vector<domain::FieldError> errors;
   auto validated = domain::ValidateRunRequest(*spec, RunRequestInputFromJson(body), errors);
   if (!validated.ok()) {
-    std::string detail = "the run request is invalid: " + errors.front().field + " " + errors.front().message;
+    std::string detail =
+        "the run request is invalid: " + errors.front().field + " " + errors.front().message;
     if (errors.size() > 1) detail += " (and " + std::to_string(errors.size() - 1) + " more)";
     return Problem(400, "Invalid run request", detail, errors);
   }
@@ -589,8 +649,9 @@ HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experimen
   }
   auto replay = [&](const IdempotencyRecord& rec) -> HttpResponse {
     if (rec.body_hash != body_hash) {
-      return Problem(422, "Idempotency key reused",
-                     "this Idempotency-Key was used with a different request (run " + rec.run_id + ")");
+      return Problem(
+          422, "Idempotency key reused",
+          "this Idempotency-Key was used with a different request (run " + rec.run_id + ")");
     }
     auto original = GetRun(rec.run_id);
     original.AddHeader("Location", "/runs/" + rec.run_id);
@@ -659,8 +720,10 @@ HttpResponse Api::ListRuns(const HttpRequest& req) {
   auto runs = store_.List(f);
   if (!runs.ok()) return ProblemFor(runs.error());
   Json items = Json::array();
-  for (int i = 0; i < static_cast<int>(runs->size()) && i < wanted; ++i) items.push_back(RunToJson((*runs)[i], nullptr));
-  Json next = static_cast<int>(runs->size()) > wanted ? Json(EncodeCursor((*runs)[wanted - 1].seq)) : Json();
+  for (int i = 0; i < static_cast<int>(runs->size()) && i < wanted; ++i)
+    items.push_back(RunToJson((*runs)[i], nullptr));
+  Json next = static_cast<int>(runs->size()) > wanted ? Json(EncodeCursor((*runs)[wanted - 1].seq))
+                                                      : Json();
   return JsonResponse(200, {{"items", items}, {"next_cursor", next}});
 }
 
@@ -720,7 +783,8 @@ HttpResponse Api::RunReport(const HttpRequest& req, const std::string& id) {
   auto steps = store_.Steps(id, 0, 100000);
   Json j = RunToJson(**run, steps.ok() ? &*steps : nullptr);
   const auto* spec = domain::FindExperiment((*run)->experiment);
-  if (spec == nullptr) return Problem(500, "Unknown experiment", "the run names an experiment not in the catalog");
+  if (spec == nullptr)
+    return Problem(500, "Unknown experiment", "the run names an experiment not in the catalog");
   HttpResponse r;
   if (format == "json") {
     j["experiment_detail"] = ExperimentToJson(*spec, available_.count(spec->id) > 0);
@@ -733,7 +797,10 @@ HttpResponse Api::RunReport(const HttpRequest& req, const std::string& id) {
     r.body = JunitReport(j, *spec);
   }
   r.AddHeader("Content-Disposition", "inline; filename=\"" + id + "-report." +
-                                         (format == "markdown" ? "md" : format == "junit" ? "xml" : "json") + "\"");
+                                         (format == "markdown" ? "md"
+                                          : format == "junit"  ? "xml"
+                                                               : "json") +
+                                         "\"");
   return r;
 }
 
@@ -746,8 +813,9 @@ HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const
     if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
     const RunRecord& r = **run;
     if (domain::IsTerminal(r.state)) {
-      return Problem(409, "Run already finished",
-                     "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
+      return Problem(
+          409, "Run already finished",
+          "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
     }
     if (r.state == domain::RunState::kQueued && queue_.Remove(id)) {
       RunTransition t;
@@ -773,28 +841,35 @@ HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const
 HttpResponse Api::SetHalt(const HttpRequest& req, const Principal& who) {
   Json body = req.body.empty() ? Json::object() : Json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    return Problem(400, "Malformed JSON", "the body must be a JSON object with a reason", {{"body", "is not a JSON object"}});
+    return Problem(400, "Malformed JSON", "the body must be a JSON object with a reason",
+                   {{"body", "is not a JSON object"}});
   }
   auto reason = body.find("reason");
   if (reason == body.end() || !reason->is_string() || reason->get<std::string>().empty() ||
       reason->get<std::string>().size() > 1000) {
-    return Problem(400, "Invalid halt", "a halt needs a reason", {{"reason", "must be a non-empty string (at most 1000 characters)"}});
+    return Problem(400, "Invalid halt", "a halt needs a reason",
+                   {{"reason", "must be a non-empty string (at most 1000 characters)"}});
   }
   Actor actor{who.name, req.request_id};
   std::string text = reason->get<std::string>();
-  if (auto s = store_.SetSetting("halt", text, "halt.set", actor); !s.ok()) return ProblemFor(s.error());
+  if (auto s = store_.SetSetting("halt", text, "halt.set", actor); !s.ok())
+    return ProblemFor(s.error());
   {
     std::lock_guard lock(halt_mu_);
     halt_reason_ = text;
   }
   queue_.SetPaused(true);
   int cancelled = executor_.CancelAll(actor);
-  return JsonResponse(202, {{"halted", true}, {"reason", text}, {"cancelled_runs", cancelled},
+  return JsonResponse(202, {{"halted", true},
+                            {"reason", text},
+                            {"cancelled_runs", cancelled},
                             {"queued_runs_waiting", queue_.Depth()}});
 }
 
 HttpResponse Api::LiftHalt(const HttpRequest& req, const Principal& who) {
-  if (auto s = store_.SetSetting("halt", std::nullopt, "halt.lifted", Actor{who.name, req.request_id}); !s.ok()) {
+  if (auto s =
+          store_.SetSetting("halt", std::nullopt, "halt.lifted", Actor{who.name, req.request_id});
+      !s.ok()) {
     return ProblemFor(s.error());
   }
   {
@@ -823,8 +898,11 @@ HttpResponse Api::ListAudit(const HttpRequest& req) {
   auto entries = store_.ListAudit(f);
   if (!entries.ok()) return ProblemFor(entries.error());
   Json items = Json::array();
-  for (int i = 0; i < static_cast<int>(entries->size()) && i < wanted; ++i) items.push_back(AuditToJson((*entries)[i]));
-  Json next = static_cast<int>(entries->size()) > wanted ? Json(EncodeCursor((*entries)[wanted - 1].seq)) : Json();
+  for (int i = 0; i < static_cast<int>(entries->size()) && i < wanted; ++i)
+    items.push_back(AuditToJson((*entries)[i]));
+  Json next = static_cast<int>(entries->size()) > wanted
+                  ? Json(EncodeCursor((*entries)[wanted - 1].seq))
+                  : Json();
   return JsonResponse(200, {{"items", items}, {"next_cursor", next}});
 }
 
@@ -855,7 +933,8 @@ HttpResponse Api::StaticFile(const std::string& path) {
   if (relative == "/" || fs::is_directory(file, ec)) file = root / "index.html";
   bool spa_route = path.rfind("/ui/", 0) == 0 || path == "/ui";
   if (!fs::is_regular_file(file, ec)) {
-    if (!spa_route || fs::path(relative).has_extension()) return Problem(404, "Not found", "no file at " + path);
+    if (!spa_route || fs::path(relative).has_extension())
+      return Problem(404, "Not found", "no file at " + path);
     file = root / "index.html";  // client-side routes of the single-page UI
   }
   std::ifstream in(file, std::ios::binary);

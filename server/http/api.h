@@ -23,10 +23,10 @@
 namespace lab::server {
 
 struct ApiOptions {
-  std::string web_root;             // the static UI
-  std::string openapi_json;         // served at /openapi.json
-  bool allow_anonymous = false;     // loopback and no tokens
-  int retry_after_seconds = 5;      // for 503 queue full
+  std::string web_root;          // the static UI
+  std::string openapi_json;      // served at /openapi.json
+  bool allow_anonymous = false;  // loopback and no tokens
+  int retry_after_seconds = 5;   // for 503 queue full
   std::chrono::milliseconds sse_poll{200};
   std::chrono::milliseconds readiness_timeout{1000};
 };
@@ -59,7 +59,8 @@ class Api {
   HttpResponse Metrics();
   HttpResponse ListExperiments();
   HttpResponse GetExperiment(const std::string& id);
-  HttpResponse CreateRun(const HttpRequest& request, const std::string& experiment, const Principal& who);
+  HttpResponse CreateRun(const HttpRequest& request, const std::string& experiment,
+                         const Principal& who);
   HttpResponse ListRuns(const HttpRequest& request);
   HttpResponse GetRun(const std::string& id);
   HttpResponse RunEvents(const HttpRequest& request, const std::string& id);
@@ -99,12 +100,12 @@ class Api {
   // The catalog changes only when a run finishes (its last verdict): cached per generation.
   std::mutex catalog_mu_;
   std::uint64_t catalog_generation_ = ~std::uint64_t{0};  // guarded by catalog_mu_
-  std::string catalog_body_;                               // guarded by catalog_mu_
+  std::string catalog_body_;                              // guarded by catalog_mu_
 
   std::mutex ready_mu_;
   std::chrono::steady_clock::time_point ready_at_{};  // guarded by ready_mu_
-  std::string ready_body_;                             // guarded by ready_mu_
-  int ready_status_ = 0;                               // guarded by ready_mu_
+  std::string ready_body_;                            // guarded by ready_mu_
+  int ready_status_ = 0;                              // guarded by ready_mu_
 };
 
 }  // namespace lab::server

@@ -13,9 +13,12 @@ std::optional<Role> ParseRole(const std::string& text) {
 
 const char* ToString(Role role) {
   switch (role) {
-    case Role::kViewer: return "viewer";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
   }
   return "viewer";
 }
@@ -44,8 +47,9 @@ domain::Result<TokenTable> TokenTable::Parse(const std::string& spec) {
                                    item.substr(colon + 1) + "' (viewer, operator, admin)");
     }
     if (token.size() < 8) {
-      return domain::MakeError(domain::ErrorCode::kInvalidArgument,
-                               "token entry " + std::to_string(index) + " is shorter than 8 characters");
+      return domain::MakeError(
+          domain::ErrorCode::kInvalidArgument,
+          "token entry " + std::to_string(index) + " is shorter than 8 characters");
     }
     table.tokens_[token] = Principal{"token:" + token.substr(0, 4) + "…", *role};
   }

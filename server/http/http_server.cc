@@ -1,11 +1,10 @@
 #include "server/http/http_server.h"
 
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <atomic>
 #include <iostream>
 #include <random>
 
@@ -32,7 +31,8 @@ std::string NewRequestId() {
 bool SafeRequestId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
   }
   return true;
 }
@@ -43,7 +43,8 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), api_(api), options_(options), timer_(stream_.get_executor()) {}
 
   void Run() {
-    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::DoRead, shared_from_this()));
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::DoRead, shared_from_this()));
   }
 
  private:
@@ -63,13 +64,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == http::error::body_limit) {
-      return WriteError(413, "Body too large",
-                        "the body is over the limit of " + std::to_string(options_.body_limit) + " bytes");
+      return WriteError(
+          413, "Body too large",
+          "the body is over the limit of " + std::to_string(options_.body_limit) + " bytes");
     }
     if (ec == http::error::header_limit) {
       return WriteError(431, "Headers too large", "the request headers are over the limit");
     }
-    if (ec) return WriteError(400, "Malformed request", "the request is not valid HTTP/1.1: " + ec.message());
+    if (ec)
+      return WriteError(400, "Malformed request",
+                        "the request is not valid HTTP/1.1: " + ec.message());
     ++requests_;
     const auto& msg = parser_->get();
     HttpRequest req;
@@ -126,9 +130,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // when the run ends; the stream is polled on this connection's strand.
   void StartEvents(const HttpRequest& req, HttpResponse response) {
     events_ = response.stream;
-    std::string head = "HTTP/1.1 200 OK\r\nServer: reliability-lab\r\nContent-Type: text/event-stream\r\n"
-                       "Cache-Control: no-cache\r\nConnection: close\r\nX-Request-Id: " +
-                       req.request_id + "\r\n\r\n";
+    std::string head =
+        "HTTP/1.1 200 OK\r\nServer: reliability-lab\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\nConnection: close\r\nX-Request-Id: " +
+        req.request_id + "\r\n\r\n";
     WriteEvents(std::move(head), false);
   }
 
@@ -185,8 +190,8 @@ domain::Status HttpServer::Listen(const tcp::endpoint& endpoint) {
   beast::error_code ec;
   auto fail = [&](const char* what) {
     return domain::MakeError(domain::ErrorCode::kUnavailable,
-                             std::string("cannot ") + what + " " + endpoint.address().to_string() + ":" +
-                                 std::to_string(endpoint.port()) + ": " + ec.message());
+                             std::string("cannot ") + what + " " + endpoint.address().to_string() +
+                                 ":" + std::to_string(endpoint.port()) + ": " + ec.message());
   };
   acceptor_.open(endpoint.protocol(), ec);
   if (ec) return fail("open");

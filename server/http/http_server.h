@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -14,10 +13,10 @@
 namespace lab::server {
 
 struct HttpServerOptions {
-  std::size_t body_limit = 64 * 1024;        // a run request is small; 413 beyond
-  std::uint32_t header_limit = 16 * 1024;    // 431 beyond
-  std::chrono::seconds read_timeout{10};     // to receive a whole request once it started
-  std::chrono::seconds idle_timeout{30};     // keep-alive connection with no request
+  std::size_t body_limit = 64 * 1024;      // a run request is small; 413 beyond
+  std::uint32_t header_limit = 16 * 1024;  // 431 beyond
+  std::chrono::seconds read_timeout{10};   // to receive a whole request once it started
+  std::chrono::seconds idle_timeout{30};   // keep-alive connection with no request
   std::chrono::seconds write_timeout{10};
   std::chrono::milliseconds sse_poll{200};
 };

@@ -13,11 +13,11 @@
 namespace lab::server {
 
 struct HttpRequest {
-  std::string method;                         // GET, POST…
-  std::string target;                         // as sent: path?query
-  std::string path;                           // decoded path, no query
-  std::map<std::string, std::string> query;   // decoded
-  std::map<std::string, std::string> headers; // names lower-cased
+  std::string method;                          // GET, POST…
+  std::string target;                          // as sent: path?query
+  std::string path;                            // decoded path, no query
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string remote_ip;
   std::string request_id;

@@ -7,19 +7,32 @@ namespace {
 
 std::string TypeSlug(int status) {
   switch (status) {
-    case 400: return "invalid-request";
-    case 401: return "unauthenticated";
-    case 403: return "forbidden";
-    case 404: return "not-found";
-    case 405: return "method-not-allowed";
-    case 409: return "conflict";
-    case 413: return "body-too-large";
-    case 415: return "unsupported-media-type";
-    case 422: return "idempotency-key-reused";
-    case 429: return "rate-limited";
-    case 501: return "not-implemented";
-    case 503: return "unavailable";
-    default: return "error";
+    case 400:
+      return "invalid-request";
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not-found";
+    case 405:
+      return "method-not-allowed";
+    case 409:
+      return "conflict";
+    case 413:
+      return "body-too-large";
+    case 415:
+      return "unsupported-media-type";
+    case 422:
+      return "idempotency-key-reused";
+    case 429:
+      return "rate-limited";
+    case 501:
+      return "not-implemented";
+    case 503:
+      return "unavailable";
+    default:
+      return "error";
   }
 }
 
@@ -45,14 +58,22 @@ HttpResponse Problem(int status, const std::string& title, const std::string& de
 
 int HttpStatusFor(domain::ErrorCode code) {
   switch (code) {
-    case domain::ErrorCode::kInvalidArgument: return 400;
-    case domain::ErrorCode::kNotFound: return 404;
-    case domain::ErrorCode::kConflict: return 409;
-    case domain::ErrorCode::kUnavailable: return 503;
-    case domain::ErrorCode::kTimeout: return 504;
-    case domain::ErrorCode::kResourceExhausted: return 503;
-    case domain::ErrorCode::kUnimplemented: return 501;
-    case domain::ErrorCode::kInternal: return 500;
+    case domain::ErrorCode::kInvalidArgument:
+      return 400;
+    case domain::ErrorCode::kNotFound:
+      return 404;
+    case domain::ErrorCode::kConflict:
+      return 409;
+    case domain::ErrorCode::kUnavailable:
+      return 503;
+    case domain::ErrorCode::kTimeout:
+      return 504;
+    case domain::ErrorCode::kResourceExhausted:
+      return 503;
+    case domain::ErrorCode::kUnimplemented:
+      return 501;
+    case domain::ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lab::server {
 
@@ -38,7 +39,13 @@ class LabMetrics {
   std::string Serialize() const;
 
  private:
+  struct FamilyInfo {
+    std::string name;
+    std::string type;
+    std::string help;
+  };
   std::shared_ptr<prometheus::Registry> registry_;
+  std::vector<FamilyInfo> families_;  // every family, to announce those without samples yet
   prometheus::Family<prometheus::Counter>* http_requests_;
   prometheus::Family<prometheus::Histogram>* http_duration_;
   prometheus::Family<prometheus::Counter>* runs_total_;

@@ -67,8 +67,8 @@ class StoreReporter : public domain::RunReporter {
 Json HealthToJson(const std::vector<domain::PartHealth>& parts) {
   Json out = Json::object();
   for (const auto& p : parts) {
-    out[p.part] = {{"ok", p.ok}, {"latency_ms", p.latency_ms}, {"version", p.version},
-                   {"detail", p.detail}};
+    out[p.part] = {
+        {"ok", p.ok}, {"latency_ms", p.latency_ms}, {"version", p.version}, {"detail", p.detail}};
   }
   return out;
 }
@@ -178,7 +178,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   start.audit_action = "run.started";
   auto running = store_.Transition(queued.id, start, kSystem);
   if (!running.ok()) {  // e.g. cancelled while it waited
-    std::clog << "event=run.not_started run=" << queued.id << " reason=\"" << running.error().message << "\"\n";
+    std::clog << "event=run.not_started run=" << queued.id << " reason=\""
+              << running.error().message << "\"\n";
     return;
   }
   domain::ExperimentRunner& runner = *runner_it->second;
@@ -197,7 +198,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     }
   });
 
-  Json result = {{"evidence", Json::object()}, {"configuration", Json::parse(runner.ConfigurationJson(), nullptr, false)}};
+  Json result = {{"evidence", Json::object()},
+                 {"configuration", Json::parse(runner.ConfigurationJson(), nullptr, false)}};
   if (result["configuration"].is_discarded()) result["configuration"] = Json::object();
   result["configuration"]["request"] = RequestToJson(request);
 
@@ -206,7 +208,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     watchdog.request_stop();
     auto artifacts = store_.Artifacts(queued.id);
     if (artifacts.ok()) result["artifacts"] = ArtifactsByMode(*artifacts);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     result["duration_seconds"] = seconds;
     RunTransition t;
     t.to = state;
@@ -219,7 +222,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     if (state == domain::RunState::kCancelled) actor = active.cancelled_by;
     auto done = store_.Transition(queued.id, t, actor);
     if (!done.ok()) {
-      std::clog << "event=run.store_failed run=" << queued.id << " error=\"" << done.error().message << "\"\n";
+      std::clog << "event=run.store_failed run=" << queued.id << " error=\"" << done.error().message
+                << "\"\n";
     }
     std::string verdict_text = verdict ? std::string(domain::ToString(*verdict)) : "none";
     metrics_.RunFinished(queued.experiment, domain::ToString(state), verdict_text, seconds);
@@ -231,14 +235,16 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
 
   // Preflight: the parts this experiment needs must be healthy before anything starts.
   if (probe_ != nullptr && !spec->requires_parts.empty()) {
-    reporter.Step("preflight: checking " + std::to_string(spec->requires_parts.size()) + " stack parts");
+    reporter.Step("preflight: checking " + std::to_string(spec->requires_parts.size()) +
+                  " stack parts");
     auto health = probe_->Check(spec->requires_parts, options_.probe_timeout);
     result["stack"] = HealthToJson(health);
     std::string bad = Unhealthy(health);
     if (!bad.empty()) {
       reporter.Step("preflight failed: " + bad);
       finish(domain::RunState::kFailed, domain::Verdict::kInconclusive,
-             "the stack is not healthy, so the run did not start: " + bad, "preflight failed: " + bad);
+             "the stack is not healthy, so the run did not start: " + bad,
+             "preflight failed: " + bad);
       return;
     }
   }
@@ -268,7 +274,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
       if (active.stop.stop_requested()) break;
       double lo = 100.0 * step_index / total_steps;
       double hi = 100.0 * (step_index + 1) / total_steps;
-      reporter.SetWindow(lo, hi, request.repeat > 1 ? "#" + std::to_string(rep + 1) + " " + mode : mode);
+      reporter.SetWindow(lo, hi,
+                         request.repeat > 1 ? "#" + std::to_string(rep + 1) + " " + mode : mode);
       reporter.Step("started");
       auto mode_started = std::chrono::steady_clock::now();
       domain::ModeResult outcome;
@@ -279,7 +286,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
         reporter.Step(*run_error);
         break;
       }
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - mode_started).count();
+      double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - mode_started).count();
       mode_seconds[mode] = secs;
       for (const auto& a : outcome.artifacts) reporter.Created(mode, a);
       Json details = Json::parse(outcome.details_json, nullptr, false);
@@ -350,7 +358,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
            "the run timed out after " + std::to_string(request.timeout_seconds) + " s",
            "timed out after " + std::to_string(request.timeout_seconds) + " s");
   } else if (active.cancelled) {
-    finish(domain::RunState::kCancelled, std::nullopt, "", "cancelled by " + active.cancelled_by.name);
+    finish(domain::RunState::kCancelled, std::nullopt, "",
+           "cancelled by " + active.cancelled_by.name);
   } else if (run_error) {
     finish(domain::RunState::kFailed, domain::Verdict::kInconclusive, *run_error, run_error);
   } else {

@@ -64,7 +64,8 @@ void RunQueue::Release(const QueuedRun& run) {
 
 bool RunQueue::Remove(const std::string& id) {
   std::lock_guard lock(mu_);
-  auto it = std::find_if(waiting_.begin(), waiting_.end(), [&](const QueuedRun& r) { return r.id == id; });
+  auto it = std::find_if(waiting_.begin(), waiting_.end(),
+                         [&](const QueuedRun& r) { return r.id == id; });
   if (it == waiting_.end()) return false;
   waiting_.erase(it);
   return true;

@@ -53,10 +53,10 @@ class RunQueue {
   const std::size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable_any cv_;  // signalled on push, release, unpause
-  std::deque<QueuedRun> waiting_;    // guarded by mu_
-  std::size_t reserved_ = 0;         // guarded by mu_
-  std::set<std::string> held_;       // guarded by mu_
-  bool paused_ = false;              // guarded by mu_
+  std::deque<QueuedRun> waiting_;   // guarded by mu_
+  std::size_t reserved_ = 0;        // guarded by mu_
+  std::set<std::string> held_;      // guarded by mu_
+  bool paused_ = false;             // guarded by mu_
 };
 
 }  // namespace lab::server

@@ -97,7 +97,9 @@ Status RunStore::ApplyMigrations(const std::string& dir) {
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     if (entry.path().extension() == ".sql") files.push_back(entry.path());
   }
-  if (ec) return MakeError(ErrorCode::kUnavailable, "cannot read migrations in " + dir + ": " + ec.message());
+  if (ec)
+    return MakeError(ErrorCode::kUnavailable,
+                     "cannot read migrations in " + dir + ": " + ec.message());
   if (files.empty()) return MakeError(ErrorCode::kUnavailable, "no migrations found in " + dir);
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
@@ -119,7 +121,8 @@ Status RunStore::ApplyMigrations(const std::string& dir) {
     if (auto s = writer_->Exec(sql.str()); !s.ok()) {
       return MakeError(ErrorCode::kInternal, "migration " + name + ": " + s.error().message);
     }
-    auto record = writer_->Prepare("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)");
+    auto record =
+        writer_->Prepare("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)");
     if (!record.ok()) return record.error();
     if (auto s = record->Bind(1, version).Bind(2, name).Bind(3, Now()).Run(); !s.ok()) return s;
     if (auto s = tx.Commit(); !s.ok()) return s;
@@ -130,7 +133,8 @@ Status RunStore::ApplyMigrations(const std::string& dir) {
 Status RunStore::LoadLastAudit() {
   std::lock_guard lock(write_mu_);
   auto q = writer_->Prepare(
-      "SELECT seq, time, actor, action, target, request_id, before, after, prev_hash, hash FROM audit "
+      "SELECT seq, time, actor, action, target, request_id, before, after, prev_hash, hash FROM "
+      "audit "
       "ORDER BY seq DESC LIMIT 1");
   if (!q.ok()) return q.error();
   if (q->Step()) last_audit_ = ReadAudit(*q);
@@ -153,9 +157,17 @@ Status RunStore::AppendAuditLocked(const std::string& action, const std::string&
       "INSERT INTO audit (seq, time, actor, action, target, request_id, before, after, prev_hash, "
       "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!q.ok()) return q.error();
-  auto s = q->Bind(1, e.seq).Bind(2, e.time).Bind(3, e.actor).Bind(4, e.action).Bind(5, e.target)
-               .Bind(6, e.request_id).Bind(7, e.before).Bind(8, e.after).Bind(9, e.prev_hash)
-               .Bind(10, e.hash).Run();
+  auto s = q->Bind(1, e.seq)
+               .Bind(2, e.time)
+               .Bind(3, e.actor)
+               .Bind(4, e.action)
+               .Bind(5, e.target)
+               .Bind(6, e.request_id)
+               .Bind(7, e.before)
+               .Bind(8, e.after)
+               .Bind(9, e.prev_hash)
+               .Bind(10, e.hash)
+               .Run();
   if (!s.ok()) return s;
   // Only advanced once the row is in; if the transaction later rolls back the caller reloads.
   last_audit_ = e;
@@ -239,8 +251,12 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
       "INSERT INTO runs (id, experiment, state, request_json, actor, created_at) VALUES (?, ?, "
       "'queued', ?, ?, ?)");
   if (!q.ok()) return fail(q.error());
-  if (auto s = q->Bind(1, run.id).Bind(2, run.experiment).Bind(3, run.request_json)
-                   .Bind(4, run.actor).Bind(5, run.created_at).Run();
+  if (auto s = q->Bind(1, run.id)
+                   .Bind(2, run.experiment)
+                   .Bind(3, run.request_json)
+                   .Bind(4, run.actor)
+                   .Bind(5, run.created_at)
+                   .Run();
       !s.ok()) {
     return fail(s.error());
   }
@@ -250,14 +266,18 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
         "INSERT INTO idempotency_keys (actor, key, body_hash, run_id, created_at) VALUES (?, ?, ?, "
         "?, ?)");
     if (!k.ok()) return fail(k.error());
-    if (auto s = k->Bind(1, actor.name).Bind(2, *idempotency_key).Bind(3, body_hash)
-                     .Bind(4, run.id).Bind(5, run.created_at).Run();
+    if (auto s = k->Bind(1, actor.name)
+                     .Bind(2, *idempotency_key)
+                     .Bind(3, body_hash)
+                     .Bind(4, run.id)
+                     .Bind(5, run.created_at)
+                     .Run();
         !s.ok()) {
       return fail(MakeError(ErrorCode::kConflict, "idempotency key in use: " + s.error().message));
     }
   }
-  std::string after = R"({"state":"queued","experiment":")" + run.experiment +
-                      R"(","request":)" + run.request_json + "}";
+  std::string after = R"({"state":"queued","experiment":")" + run.experiment + R"(","request":)" +
+                      run.request_json + "}";
   if (auto s = AppendAuditLocked("run.queued", run.id, "", after, actor); !s.ok()) {
     return fail(s.error());
   }
@@ -266,9 +286,10 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
 }
 
 Result<std::optional<IdempotencyRecord>> RunStore::FindIdempotencyKey(const std::string& actor,
-                                                                       const std::string& key) {
+                                                                      const std::string& key) {
   return Read([&](SqliteDb& db) -> Result<std::optional<IdempotencyRecord>> {
-    auto q = db.Prepare("SELECT body_hash, run_id FROM idempotency_keys WHERE actor = ? AND key = ?");
+    auto q =
+        db.Prepare("SELECT body_hash, run_id FROM idempotency_keys WHERE actor = ? AND key = ?");
     if (!q.ok()) return q.error();
     if (q->Bind(1, actor).Bind(2, key).Step()) {
       return std::optional<IdempotencyRecord>(IdempotencyRecord{q->Text(0), q->Text(1)});
@@ -323,9 +344,16 @@ Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransitio
   if (!u.ok()) return fail(u.error());
   std::optional<std::string> verdict;
   if (run.verdict) verdict = std::string(domain::ToString(*run.verdict));
-  if (auto s = u->Bind(1, domain::ToString(run.state)).BindOpt(2, verdict).Bind(3, run.verdict_reason)
-                   .Bind(4, run.result_json).BindOpt(5, run.error).BindOpt(6, run.started_at)
-                   .BindOpt(7, run.finished_at).Bind(8, run.progress).Bind(9, id).Run();
+  if (auto s = u->Bind(1, domain::ToString(run.state))
+                   .BindOpt(2, verdict)
+                   .Bind(3, run.verdict_reason)
+                   .Bind(4, run.result_json)
+                   .BindOpt(5, run.error)
+                   .BindOpt(6, run.started_at)
+                   .BindOpt(7, run.finished_at)
+                   .Bind(8, run.progress)
+                   .Bind(9, id)
+                   .Run();
       !s.ok()) {
     return fail(s.error());
   }
@@ -372,7 +400,8 @@ Status RunStore::RecordArtifact(const std::string& id, const std::string& mode,
 
 Result<std::vector<ArtifactRecord>> RunStore::Artifacts(const std::string& id) {
   return Read([&](SqliteDb& db) -> Result<std::vector<ArtifactRecord>> {
-    auto q = db.Prepare("SELECT mode, kind, name FROM run_artifacts WHERE run_id = ? ORDER BY mode, kind, name");
+    auto q = db.Prepare(
+        "SELECT mode, kind, name FROM run_artifacts WHERE run_id = ? ORDER BY mode, kind, name");
     if (!q.ok()) return q.error();
     q->Bind(1, id);
     std::vector<ArtifactRecord> out;
@@ -460,9 +489,18 @@ Result<std::vector<domain::AuditEntry>> RunStore::ListAudit(const AuditFilter& f
       "SELECT seq, time, actor, action, target, request_id, before, after, prev_hash, hash FROM "
       "audit WHERE 1=1";
   std::vector<std::string> args;
-  if (f.actor) { sql += " AND actor = ?"; args.push_back(*f.actor); }
-  if (f.action) { sql += " AND action = ?"; args.push_back(*f.action); }
-  if (f.target) { sql += " AND target = ?"; args.push_back(*f.target); }
+  if (f.actor) {
+    sql += " AND actor = ?";
+    args.push_back(*f.actor);
+  }
+  if (f.action) {
+    sql += " AND action = ?";
+    args.push_back(*f.action);
+  }
+  if (f.target) {
+    sql += " AND target = ?";
+    args.push_back(*f.target);
+  }
   if (f.before_seq) sql += " AND seq < ?";
   sql += " ORDER BY seq DESC LIMIT ?";
   return Read([&](SqliteDb& db) -> Result<std::vector<domain::AuditEntry>> {

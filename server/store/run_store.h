@@ -57,8 +57,8 @@ struct RunFilter {
   std::optional<std::string> experiment;
   std::optional<std::string> state;
   std::optional<std::string> verdict;
-  std::optional<std::string> since;  // created_at >= since (RFC 3339)
-  std::optional<std::string> until;  // created_at < until
+  std::optional<std::string> since;        // created_at >= since (RFC 3339)
+  std::optional<std::string> until;        // created_at < until
   std::optional<std::int64_t> before_seq;  // the cursor
   int limit = 50;
 };
@@ -88,7 +88,7 @@ struct IdempotencyRecord {
 
 struct Recovery {
   std::vector<std::string> interrupted;  // were running: now interrupted
-  std::vector<RunRecord> queued;          // still queued, in order: to run again
+  std::vector<RunRecord> queued;         // still queued, in order: to run again
 };
 
 class RunStore {
@@ -108,7 +108,7 @@ class RunStore {
                                          const std::optional<std::string>& idempotency_key,
                                          const std::string& body_hash);
   domain::Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(const std::string& actor,
-                                                                       const std::string& key);
+                                                                      const std::string& key);
 
   // Moves a run (checking the lifecycle) and appends the audit entry, in one transaction.
   domain::Result<RunRecord> Transition(const std::string& id, const RunTransition& change,
@@ -171,10 +171,10 @@ class RunStore {
   }
 
   std::mutex write_mu_;
-  std::unique_ptr<SqliteDb> writer_;                 // guarded by write_mu_
-  std::optional<domain::AuditEntry> last_audit_;     // guarded by write_mu_
+  std::unique_ptr<SqliteDb> writer_;              // guarded by write_mu_
+  std::optional<domain::AuditEntry> last_audit_;  // guarded by write_mu_
   std::mutex read_mu_;
-  std::unique_ptr<SqliteDb> reader_;                 // guarded by read_mu_; null for :memory:
+  std::unique_ptr<SqliteDb> reader_;  // guarded by read_mu_; null for :memory:
   const domain::Clock& clock_;
   std::atomic<std::uint64_t> finished_generation_{0};
 };

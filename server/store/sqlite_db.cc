@@ -6,7 +6,8 @@ using domain::ErrorCode;
 using domain::MakeError;
 
 Statement& Statement::Bind(int index, std::string_view text) {
-  sqlite3_bind_text(stmt_.get(), index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt_.get(), index, text.data(), static_cast<int>(text.size()),
+                    SQLITE_TRANSIENT);
   return *this;
 }
 Statement& Statement::Bind(int index, std::int64_t value) {

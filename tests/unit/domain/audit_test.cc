@@ -37,13 +37,27 @@ TEST(AuditChain, ChangedFieldIsDetected) {
     auto chain = MakeChain(4);
     auto& e = chain[2];
     switch (field) {
-      case 0: e.time += "x"; break;
-      case 1: e.actor = "mallory"; break;
-      case 2: e.action = "run.cancelled"; break;
-      case 3: e.target = "other"; break;
-      case 4: e.request_id = "forged"; break;
-      case 5: e.before = "{}"; break;
-      default: e.after = R"({"state":"completed"})"; break;
+      case 0:
+        e.time += "x";
+        break;
+      case 1:
+        e.actor = "mallory";
+        break;
+      case 2:
+        e.action = "run.cancelled";
+        break;
+      case 3:
+        e.target = "other";
+        break;
+      case 4:
+        e.request_id = "forged";
+        break;
+      case 5:
+        e.before = "{}";
+        break;
+      default:
+        e.after = R"({"state":"completed"})";
+        break;
     }
     auto check = VerifyChain(chain);
     EXPECT_FALSE(check.ok) << "field " << field;

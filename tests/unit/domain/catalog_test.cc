@@ -11,11 +11,11 @@ namespace {
 TEST(Catalog, ListsEveryExperimentOnce) {
   std::set<std::string> ids;
   for (const auto& e : Catalog()) EXPECT_TRUE(ids.insert(e.id).second) << e.id;
-  for (const char* id : {"E-000", "E-001", "E-002", "E-003", "E-004", "E-005", "E-006", "E-007",
-                         "E-008", "E-009", "E-010", "E-011", "E-012", "E-013", "E-014", "E-015",
-                         "E-018", "E-019", "E-022", "E-023", "E-024", "E-039A", "E-039B", "E-044",
-                         "E-045", "E-046", "E-047", "E-048", "E-049", "E-050", "N03", "N04", "N06",
-                         "N19", "N21"}) {
+  for (const char* id :
+       {"E-000", "E-001", "E-002", "E-003",  "E-004",  "E-005", "E-006", "E-007", "E-008",
+        "E-009", "E-010", "E-011", "E-012",  "E-013",  "E-014", "E-015", "E-018", "E-019",
+        "E-022", "E-023", "E-024", "E-039A", "E-039B", "E-044", "E-045", "E-046", "E-047",
+        "E-048", "E-049", "E-050", "N03",    "N04",    "N06",   "N19",   "N21"}) {
     EXPECT_NE(FindExperiment(id), nullptr) << id;
   }
   EXPECT_EQ(FindExperiment("E-999"), nullptr);

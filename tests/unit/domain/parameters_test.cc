@@ -10,7 +10,14 @@ std::vector<ParameterSpec> Specs() {
       {"events", ParamType::kInteger, std::int64_t{100}, 1, 1000, "events", "", {}},
       {"ratio", ParamType::kNumber, 0.5, 0.0, 1.0, "", "", {}},
       {"verbose", ParamType::kBoolean, false, std::nullopt, std::nullopt, "", "", {}},
-      {"mode", ParamType::kEnum, std::string("del"), std::nullopt, std::nullopt, "", "", {"del", "versioned"}},
+      {"mode",
+       ParamType::kEnum,
+       std::string("del"),
+       std::nullopt,
+       std::nullopt,
+       "",
+       "",
+       {"del", "versioned"}},
   };
 }
 

@@ -14,12 +14,13 @@ const std::vector<RunState> kAll = {RunState::kQueued,    RunState::kRunning,
 // Every (from, to) pair: exactly the documented transitions are legal.
 TEST(RunLifecycle, OnlyDocumentedTransitionsAreLegal) {
   std::vector<std::pair<RunState, RunState>> legal = {
-      {RunState::kQueued, RunState::kRunning},     {RunState::kQueued, RunState::kCancelled},
-      {RunState::kRunning, RunState::kCompleted},  {RunState::kRunning, RunState::kFailed},
-      {RunState::kRunning, RunState::kCancelled},  {RunState::kRunning, RunState::kInterrupted}};
+      {RunState::kQueued, RunState::kRunning},    {RunState::kQueued, RunState::kCancelled},
+      {RunState::kRunning, RunState::kCompleted}, {RunState::kRunning, RunState::kFailed},
+      {RunState::kRunning, RunState::kCancelled}, {RunState::kRunning, RunState::kInterrupted}};
   for (auto from : kAll) {
     for (auto to : kAll) {
-      bool expected = std::find(legal.begin(), legal.end(), std::make_pair(from, to)) != legal.end();
+      bool expected =
+          std::find(legal.begin(), legal.end(), std::make_pair(from, to)) != legal.end();
       EXPECT_EQ(CanTransition(from, to), expected) << ToString(from) << " -> " << ToString(to);
       EXPECT_EQ(CheckTransition(from, to).ok(), expected);
     }
@@ -39,8 +40,8 @@ TEST(RunLifecycle, IllegalTransitionNamesBothStates) {
 TEST(RunLifecycle, TerminalStates) {
   EXPECT_FALSE(IsTerminal(RunState::kQueued));
   EXPECT_FALSE(IsTerminal(RunState::kRunning));
-  for (auto s : {RunState::kCompleted, RunState::kFailed, RunState::kCancelled,
-                 RunState::kInterrupted}) {
+  for (auto s :
+       {RunState::kCompleted, RunState::kFailed, RunState::kCancelled, RunState::kInterrupted}) {
     EXPECT_TRUE(IsTerminal(s));
   }
 }

@@ -24,14 +24,17 @@ const std::vector<Condition> kLossRule = {Cmp("failure", "lost", CompareOp::kGre
 
 // The verdict follows the numbers: the same rule flips with the data.
 TEST(Verdict, FollowsTheNumbers) {
-  auto confirmed = DecideVerdict(kLossRule, {{"failure", {{"lost", 37}}}, {"success", {{"lost", 0}}}}, {});
+  auto confirmed =
+      DecideVerdict(kLossRule, {{"failure", {{"lost", 37}}}, {"success", {{"lost", 0}}}}, {});
   EXPECT_EQ(confirmed.verdict, Verdict::kConfirmed);
   EXPECT_NE(confirmed.reason.find("observed 37"), std::string::npos) << confirmed.reason;
 
-  auto no_loss = DecideVerdict(kLossRule, {{"failure", {{"lost", 0}}}, {"success", {{"lost", 0}}}}, {});
+  auto no_loss =
+      DecideVerdict(kLossRule, {{"failure", {{"lost", 0}}}, {"success", {{"lost", 0}}}}, {});
   EXPECT_EQ(no_loss.verdict, Verdict::kRefuted);
 
-  auto practice_lost = DecideVerdict(kLossRule, {{"failure", {{"lost", 5}}}, {"success", {{"lost", 2}}}}, {});
+  auto practice_lost =
+      DecideVerdict(kLossRule, {{"failure", {{"lost", 5}}}, {"success", {{"lost", 2}}}}, {});
   EXPECT_EQ(practice_lost.verdict, Verdict::kRefuted);
   EXPECT_NE(practice_lost.reason.find("success.lost == 0"), std::string::npos);
 }
@@ -43,7 +46,8 @@ TEST(Verdict, MissingNumbersAreInconclusive) {
   auto missing_mode = DecideVerdict(kLossRule, {{"success", {{"lost", 0}}}}, {});
   EXPECT_EQ(missing_mode.verdict, Verdict::kInconclusive);
   EXPECT_NE(missing_mode.reason.find("'failure' was not run"), std::string::npos);
-  auto nan = DecideVerdict(kLossRule, {{"failure", {{"lost", std::nan("")}}}, {"success", {{"lost", 0}}}}, {});
+  auto nan = DecideVerdict(kLossRule,
+                           {{"failure", {{"lost", std::nan("")}}}, {"success", {{"lost", 0}}}}, {});
   EXPECT_EQ(nan.verdict, Verdict::kInconclusive);
   EXPECT_EQ(DecideVerdict({}, {{"success", {{"x", 1}}}}, {}).verdict, Verdict::kInconclusive);
 }
@@ -58,9 +62,12 @@ TEST(Verdict, RunnerInconclusiveWins) {
 
 // A condition marked inconclusive-when-false never refutes.
 TEST(Verdict, InconclusiveConditions) {
-  std::vector<Condition> rule = {Cmp("check", "unreachable", CompareOp::kEqual, 0, Verdict::kInconclusive)};
-  EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 2}}}}, {}).verdict, Verdict::kInconclusive);
-  EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 0}}}}, {}).verdict, Verdict::kConfirmed);
+  std::vector<Condition> rule = {
+      Cmp("check", "unreachable", CompareOp::kEqual, 0, Verdict::kInconclusive)};
+  EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 2}}}}, {}).verdict,
+            Verdict::kInconclusive);
+  EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 0}}}}, {}).verdict,
+            Verdict::kConfirmed);
 }
 
 // Ratios between modes (E-008: failure reads >= 10 x success reads), at and around the edge.
@@ -74,7 +81,8 @@ TEST(Verdict, RatioConditions) {
   c.rhs_metric = "db_reads";
   EXPECT_EQ(Describe(c), "failure.db_reads >= 10 x success.db_reads");
   auto run = [&](double f, double s) {
-    return DecideVerdict({c}, {{"failure", {{"db_reads", f}}}, {"success", {{"db_reads", s}}}}, {}).verdict;
+    return DecideVerdict({c}, {{"failure", {{"db_reads", f}}}, {"success", {{"db_reads", s}}}}, {})
+        .verdict;
   };
   EXPECT_EQ(run(200, 20), Verdict::kConfirmed);
   EXPECT_EQ(run(199, 20), Verdict::kRefuted);
