@@ -3,7 +3,7 @@
 #   unit        ctest -L unit (no stack, seconds)
 #   e2e         the real binary over HTTP (ctest -L e2e)
 #   asan        ASan+UBSan build of the libraries: the unit tests again
-#   tsan        TSan build: the queue/worker/store unit tests
+#   tsan        TSan build of the libraries: the unit tests (queue, workers, store) again
 #   stack       brings the local stack up (infra/stack.sh up), then ctest -L stack
 #   integration experiments against the real stack (ctest -L integration)
 #   browser     the web UI in headless Chromium + the dashboard metric check
@@ -73,7 +73,7 @@ fi
 if want tsan; then
   say "TSan build and the concurrency tests (build-tsan/)"
   if build "$ROOT/build-tsan" RelWithDebInfo -DLAB_SANITIZE=thread -DLAB_BUILD_SERVER=OFF; then
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest tsan "$ROOT/build-tsan" unit -R 'Queue|Worker|Executor|Store|RateLimiter|Api'
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest tsan "$ROOT/build-tsan" unit
   else
     record tsan 0 1
   fi
