@@ -8,6 +8,7 @@ namespace lab::runners {
 std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackConfig& config) {
   std::vector<std::unique_ptr<domain::ExperimentRunner>> runners;
   runners.push_back(MakeStackCheck(config));
+  runners.push_back(MakeStandardPipeline(config));
   runners.push_back(MakeProduceAfterCommit(config));
   runners.push_back(MakeConsumeWithoutDedup(config));
   runners.push_back(MakeCommitBeforeProcess(config));

@@ -14,6 +14,7 @@
 // nodes, so pausing two of them also stops the KRaft quorum: the ISR cannot shrink then, and
 // the election after the kill picks a lagging replica that is still listed in the ISR.
 #include <set>
+#include <sstream>
 
 #include "domain/catalog.h"
 #include "runners/common/util.h"
@@ -171,12 +172,12 @@ class AcksDurability final : public ExperimentBase {
     if (auto s = StackFault(ctx, {"kafka", "pause", std::to_string(lagging)}, 30s); !s)
       return s.error().message;
     paused_.insert(lagging);
-    WaitUntil(
+    details["isr_shrunk_to_2"] = WaitUntil(
         [&] {
           auto q = Partition(topic);
           return q && q->isr.size() == 2;
         },
-        30s, ctx.stop, 250ms);
+        45s, ctx.stop, 250ms);
     auto produced =
         Produce(topic, events,
                 {{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "15000"}});
@@ -262,8 +263,16 @@ class AcksDurability final : public ExperimentBase {
   }
 
   std::optional<kafka::PartitionInfo> Partition(const std::string& topic) {
-    // A fresh client each time: metadata of a client that saw the old leader can be stale.
-    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+    // A fresh client each time (one that saw the old leader can be stale), bootstrapped only
+    // from brokers that are neither paused nor killed, so the request does not hang on them.
+    std::string bootstrap;
+    std::stringstream all(config_.kafka_bootstrap);
+    std::string item;
+    for (int n = 1; std::getline(all, item, ','); ++n) {
+      if (paused_.count(n) || killed_.count(n)) continue;  // broker ids are 1..3 in bootstrap order
+      bootstrap += (bootstrap.empty() ? "" : ",") + item;
+    }
+    auto admin = kafka::Admin::Create(bootstrap.empty() ? config_.kafka_bootstrap : bootstrap);
     if (!admin) return std::nullopt;
     auto md = (*admin)->Metadata(topic, 3s);
     if (!md || md->partitions.empty()) return std::nullopt;

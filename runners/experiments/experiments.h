@@ -16,5 +16,6 @@ std::unique_ptr<domain::ExperimentRunner> MakeCommitBeforeProcess(const StackCon
 std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeAcksDurability(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCacheStampede(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeStandardPipeline(const StackConfig& config);
 
 }  // namespace lab::runners

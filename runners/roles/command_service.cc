@@ -19,6 +19,7 @@ int RunCommandService(const RoleArgs& args) {
   const std::int64_t rate = args.Int("rate", 0);
   const std::int64_t poison_every = args.Int("poison-every", 0);
   const std::string topic = args.Get("topic");
+  const bool update = args.Get("op", "place") == "update";  // update existing orders (version+1)
   Failpoint failpoint(args);
 
   auto conn = mysql::Connection::Open(MysqlFromArgs(args));
@@ -43,25 +44,36 @@ int RunCommandService(const RoleArgs& args) {
       auto due = started + std::chrono::microseconds((id - start_id) * 1000000 / rate);
       std::this_thread::sleep_until(due);
     }
-    const std::string event_id = ns + "-" + std::to_string(id);
-    const std::int64_t amount = 100 + id % 900;
+    const std::string event_id = ns + "-" + std::to_string(id) + (update ? "-u" : "");
+    const std::int64_t amount = 100 + id % 900 + (update ? 7 : 0);
+    const std::int64_t version = update ? 2 : 1;
     const std::int64_t now = NowMicros();
     nlohmann::json payload = {
-        {"event_id", event_id},   {"order_id", id},
-        {"amount", amount},       {"version", 1},
-        {"committed_at_us", now}, {"poison", poison_every > 0 && id % poison_every == 0}};
+        {"event_id", event_id},
+        {"order_id", id},
+        {"amount", amount},
+        {"version", version},
+        {"committed_at_us", now},
+        {"poison", poison_every > 0 && id % poison_every == 0},
+        {"product_id", poison_every > 0 && id % poison_every == 0 ? 1000 + id : 1}};
     auto s = mysql::InTransaction(**conn, [&](mysql::Connection& c) -> domain::Status {
-      auto r = c.Exec(
-          "INSERT INTO orders (run_ns, order_id, amount, version, created_at_us) VALUES "
-          "(?,?,?,1,?)",
-          {ns, id, amount, now});
+      auto r =
+          update
+              ? c.Exec(
+                    "UPDATE orders SET amount = ?, version = ? WHERE run_ns = ? AND order_id = ?",
+                    {amount, version, ns, id})
+              : c.Exec(
+                    "INSERT INTO orders (run_ns, order_id, amount, version, created_at_us) "
+                    "VALUES (?,?,?,1,?)",
+                    {ns, id, amount, now});
       if (!r) return r.error();
       if (mode == "outbox") {
         auto o = c.Exec(
             "INSERT INTO outbox_event (run_ns, event_id, aggregate_id, event_type, payload, "
             "created_at_us) "
             "VALUES (?,?,?,?,?,?)",
-            {ns, event_id, id, std::string("OrderPlaced"), payload.dump(), now});
+            {ns, event_id, id, std::string(update ? "OrderUpdated" : "OrderPlaced"), payload.dump(),
+             now});
         if (!o) return o.error();
       }
       return {};

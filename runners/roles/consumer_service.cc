@@ -184,8 +184,8 @@ int RunConsumerService(const RoleArgs& args) {
             "committed_at_us, "
             "projected_at_us) VALUES (?,?,?,?,1,?,?) ON DUPLICATE KEY UPDATE amount = "
             "VALUES(amount), "
-            "version = VALUES(version), applied_count = applied_count + 1, projected_at_us = "
-            "VALUES(projected_at_us)",
+            "version = VALUES(version), applied_count = applied_count + 1, committed_at_us = "
+            "VALUES(committed_at_us), projected_at_us = VALUES(projected_at_us)",
             {ns, ev.value("order_id", std::int64_t{0}), ev.value("amount", std::int64_t{0}),
              ev.value("version", std::int64_t{1}), ev.value("committed_at_us", std::int64_t{0}),
              NowMicros()});

@@ -72,6 +72,33 @@ TEST(Integration, E007OpenTransactionPinsLso) {
   EXPECT_EQ(M(o, "success", "high_watermark_open"), 11) << Describe(o);
 }
 
+// E-001: applied = commands, no duplicates, no mismatches, no stale cache reads (both
+// invalidation strategies).
+TEST(Integration, E001StandardPipeline) {
+  for (const char* inv : {"del", "versioned"}) {
+    auto o = RunExperiment("E-001", {{"invalidation", std::string(inv)}});
+    EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << inv << Describe(o);
+    EXPECT_EQ(M(o, "success", "published"), M(o, "success", "commands")) << Describe(o);
+  }
+}
+
+// E-008: the naive mode's DB reads are counted in MySQL and dwarf the defended mode's.
+TEST(Integration, E008CacheStampede) {
+  auto o = RunExperiment("E-008", {});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
+  EXPECT_EQ(M(o, "failure", "db_reads"), M(o, "failure", "client_loads")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "errors"), 0) << Describe(o);
+  EXPECT_LT(o.seconds, 60) << Describe(o);
+}
+
+// E-009 (stops and kills brokers of the shared stack): acks=1 loses acknowledged records,
+// acks=all + min ISR 2 does not, and ISR < 2 is rejected with NOT_ENOUGH_REPLICAS.
+TEST(Integration, E009AcksDurability) {
+  auto o = RunExperiment("E-009", {});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
+  EXPECT_LE(M(o, "failure", "lost_acked"), M(o, "failure", "acknowledged")) << Describe(o);
+}
+
 }  // namespace
 }  // namespace lab::testing
 
