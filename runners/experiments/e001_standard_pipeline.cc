@@ -52,13 +52,14 @@ class StandardPipeline final : public ExperimentBase {
       return Inconclusive(std::move(result), "kafka: " + s.error().message);
     }
     Created(ctx, mode, result, kArtifactGroup, group);
-    auto relay = StartRole(
-        ctx, mode, result, "outbox-relay",
-        {"--ns", ns, "--topic", topic, "--batch", "500", "--idle-exit-ms", "4000"}, "outbox-relay");
+    auto relay =
+        StartRole(ctx, mode, result, "outbox-relay",
+                  {"--ns", ns, "--topic", topic, "--batch", "500", "--idle-exit-ms", "60000"},
+                  "outbox-relay");
     auto consumer = StartRole(
         ctx, mode, result, "consumer-service",
         {"--ns", ns, "--topic", topic, "--group", group, "--dedup", "1", "--batch", "200",
-         "--invalidate", invalidation, "--cache-prefix", prefix, "--idle-exit-ms", "5000"},
+         "--invalidate", invalidation, "--cache-prefix", prefix, "--idle-exit-ms", "60000"},
         "consumer-service");
     if (!relay || !consumer)
       return Inconclusive(std::move(result), "could not start the pipeline's processes");
@@ -104,8 +105,12 @@ class StandardPipeline final : public ExperimentBase {
     const double converge_seconds = MsSince(started) / 1000.0;
     stop_readers = true;
     for (auto& t : readers) t.join();
-    WaitRole(ctx, *relay, 30s, result, "outbox-relay");
-    WaitRole(ctx, *consumer, 30s, result, "consumer-service");
+    // The services run until the pipeline converged (or 60 s passed); then they are stopped.
+    // Everything they did is committed by then, so stopping them loses nothing.
+    relay->Kill();
+    consumer->Kill();
+    WaitRole(ctx, *relay, 1s, result, "outbox-relay");
+    WaitRole(ctx, *consumer, 1s, result, "consumer-service");
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
     auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, partitions, "read_committed", 30s);
