@@ -136,8 +136,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  local part pid state down=() alive endpoint
-  alive=" $(kafka_alive_ids | tr '\n' ' ')"
+  local part pid state down=() endpoint
   printf '%-15s %-9s %-8s %s\n' PART STATE PID ENDPOINT
   for part in "${ALL_PARTS[@]}"; do
     endpoint="127.0.0.1:$(part_ports "$part" | cut -d' ' -f1)"
@@ -147,7 +146,6 @@ cmd_status() {
       state=paused
     else
       case "$part" in
-        kafka*) if port_open "$(kafka_port "$(num_of "$part")")" && [[ "$alive" == *" $(num_of "$part") "* ]]; then state=up; else state=unhealthy; fi ;;
         *) if part_healthy "$part"; then state=up; else state=unhealthy; fi ;;
       esac
     fi

@@ -117,13 +117,17 @@ kafka_start() {
     -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$d/server.properties"
 }
 
-# Broker ids that the cluster's metadata lists as alive (registered and not fenced).
+# Broker ids that the cluster's metadata lists as alive (registered and not fenced), as seen by
+# the brokers in the bootstrap list BOOTSTRAP (default: all).
 kafka_alive_ids() {
-  kcat -b "$LAB_KAFKA_BOOTSTRAP" -L -m 3 2>/dev/null | sed -n 's/^ *broker \([0-9]*\) at .*/\1/p' | sort -u
+  kcat -b "${1:-$LAB_KAFKA_BOOTSTRAP}" -L -m 3 2>/dev/null | sed -n 's/^ *broker \([0-9]*\) at .*/\1/p' | sort -u
 }
+# Broker N is healthy when it listens and the *other* brokers list it as alive: a broker that was
+# paused answers from its own stale metadata that it is alive while the controller has fenced it.
 kafka_healthy() {
-  local n="$1"
-  port_open "$(kafka_port "$n")" && kafka_alive_ids | grep -qx "$n"
+  local n="$1" others="" i
+  for i in 1 2 3; do [ "$i" = "$n" ] || others+="${others:+,}127.0.0.1:$(kafka_port "$i")"; done
+  port_open "$(kafka_port "$n")" && kafka_alive_ids "$others" | grep -qx "$n"
 }
 kafka_all_alive() { [ "$(kafka_alive_ids | tr '\n' ' ')" = "1 2 3 " ]; }
 

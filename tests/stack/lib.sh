@@ -49,6 +49,14 @@ expect_status_names() {
   if out="$("$STACK" status 2>&1)"; then fail "status exited 0 while $part is $st"; fi
   grep -q "$part($st)" <<<"$out" || fail "status did not name $part($st): $(tail -n1 <<<"$out")"
 }
-expect_status_ok() { "$STACK" status >/dev/null 2>&1 || fail "status not ok: $("$STACK" status 2>&1 | tail -n1)"; }
+# After a fault is undone, status must say all is well (within 20 s: a broker back from a pause
+# re-registers, a cluster node re-syncs).
+expect_status_ok() {
+  local deadline=$(( $(now_ms) + 20000 ))
+  until "$STACK" status >/dev/null 2>&1; do
+    [ "$(now_ms)" -ge "$deadline" ] && fail "status not ok: $("$STACK" status 2>&1 | tail -n1)"
+    sleep 1
+  done
+}
 
 need_ktool() { [ -x "$KTOOL" ] || fail "kafka_tool not built ($KTOOL): build the tests first"; }
