@@ -51,11 +51,7 @@ fault_start() {
     fi
     ensure_part "$part"
   fi
-  case "$part" in
-    mysql) wait_for mysql 60 mysql_alive && mysql_bootstrap >/dev/null && wait_for mysql 10 mysql_healthy ;;
-    registry) wait_part registry && wait_until 30 "registry global compatibility BACKWARD" registry_set_backward && registry_check_enforced ;;
-    *) wait_part "$part" ;;
-  esac || die "$part did not become healthy (log: $(part_log "$part"))"
+  part_ready "$part" || die "$part did not become healthy (log: $(part_log "$part"))"
   say "$part started (pid $(part_pid "$part"), healthy after $(( $(now_ms) - t0 )) ms)"
 }
 

@@ -393,12 +393,32 @@ wait_part() {
   done
 }
 
-# Work after a part became healthy (idempotent).
-part_post_start() {
-  case "$(kind_of "$1")" in
-    mysql) mysql_bootstrap ;;
-    registry) wait_until 30 "registry global compatibility BACKWARD" registry_set_backward ;;
+# Wait for one part to become ready, including its one-time setup. Prints nothing on success.
+part_ready() {
+  local part="$1"
+  case "$part" in
+    mysql)
+      wait_for mysql 60 mysql_alive && mysql_bootstrap >/dev/null && wait_for mysql 10 mysql_healthy ;;
+    registry)
+      wait_part registry && wait_until 30 "registry global compatibility BACKWARD" registry_set_backward && registry_check_enforced ;;
+    prometheus)  # a running Prometheus re-reads its config and infra/prometheus/rules/
+      wait_part prometheus && prometheus_write_config && curl -sf -m 10 -X POST "$LAB_PROMETHEUS_URL/-/reload" ;;
+    *) wait_part "$part" ;;
   esac
+}
+
+# wait_for PART SECS CHECK...: like wait_part with an explicit check; fails early if PART died.
+wait_for() {
+  local part="$1" secs="$2"; shift 2
+  local deadline=$(( $(now_ms) + secs * 1000 ))
+  until "$@" >/dev/null 2>&1; do
+    if ! part_alive "$part"; then
+      warn "$part exited during start; last lines of $(part_log "$part"):"; tail -n 15 "$(part_log "$part")" >&2 2>/dev/null
+      return 1
+    fi
+    [ "$(now_ms)" -ge "$deadline" ] && { warn "$part not ready after ${secs}s (log: $(part_log "$part"))"; return 1; }
+    sleep 0.25
+  done
 }
 
 # Start PART unless it runs; wait for health. Used by `up` and by the `start` fault verb.
