@@ -1,5 +1,6 @@
 #include "runners/stack_probe.h"
 
+#include <algorithm>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -23,7 +24,7 @@ PartHealth CheckKafka(const StackConfig& config, Ms timeout) {
   PartHealth h{domain::kPartKafka, false, 0, "", ""};
   auto start = SteadyClock::now();
   auto admin = kafka::Admin::Create(config.kafka_bootstrap, {{"socket.connection.setup.timeout.ms",
-                                                              std::to_string(timeout.count())}});
+                                                              std::to_string(std::max<long long>(1000, timeout.count()))}});
   if (!admin) {
     h.detail = admin.error().message;
     return h;

@@ -44,6 +44,8 @@ std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view 
   z = rest.front();
   if (z != 'Z' && z != 'z') return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits: years outside ~1678..2262 would overflow.
+  if (y < 1678 || y > 2261) return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
