@@ -9,14 +9,17 @@
 #               set yet: E-009 is not reliably confirmed on this 2-core stack (issue 4); run it
 #               with `./lab test integration` or LAB_TEST_INTEGRATION=1 ./lab test
 #   browser     the web UI in headless Chromium + the dashboard metric check
-# Usage: tests/run-all.sh [stage ...]   (default: all but integration). Ends with "N passed, N failed".
+# Usage: tests/run-all.sh [stage ...]   (default: unit e2e asan tsan browser). Ends with "N passed, N failed".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
 if [ ${#STAGES[@]} -eq 0 ]; then
-  STAGES=(unit e2e asan tsan stack browser)
+  STAGES=(unit e2e asan tsan browser)
+  # The stack suite (issue 3) and the experiments (issue 4) are opt-in until they have passed
+  # on a fresh CI machine: LAB_TEST_STACK=1 / LAB_TEST_INTEGRATION=1, or name the stages.
+  [ "${LAB_TEST_STACK:-0}" = 1 ] && STAGES+=(stack)
   [ "${LAB_TEST_INTEGRATION:-0}" = 1 ] && STAGES+=(integration)
 fi
 PASSED=0
