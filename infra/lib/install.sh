@@ -31,7 +31,8 @@ install_kafka() {
     "$INFRA/kafka/pom.xml" >"$tmp/pom.xml"
   (cd "$tmp" && mvn -q -B -f pom.xml "$MVN_DEP_PLUGIN:copy-dependencies" \
       -DincludeScope=runtime -DoutputDirectory="$tmp/libs") || { rm -rf "$tmp"; die "maven could not fetch the Kafka jars"; }
-  [ "$(ls "$tmp/libs" | grep -c -E '^(slf4j-reload4j|reload4j)-')" = 2 ] || { rm -rf "$tmp"; die "Kafka classpath lacks the reload4j binding"; }
+  [ -f "$tmp/libs/slf4j-reload4j-1.7.36.jar" ] && [ -f "$tmp/libs/reload4j-1.2.25.jar" ] \
+    || { rm -rf "$tmp"; die "Kafka classpath lacks the SLF4J -> reload4j binding"; }
   rm -f "$tmp/pom.xml"
   rm -rf "$KAFKA_HOME" && mv "$tmp" "$KAFKA_HOME"
 }

@@ -94,7 +94,7 @@ EOF
 }
 
 kafka_start() {
-  local n="$1" part="kafka$1" d java cid
+  local n="$1" part="kafka$1" d java cid cid_file
   d="$(part_dir "$part")"
   java="$(find_java 17)" || die "no Java >= 17 for Kafka"
   kafka_write_config "$n"

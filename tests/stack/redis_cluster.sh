@@ -3,7 +3,7 @@
 # MOVED redirects followed; a killed master is replaced by its replica and rejoins as a replica
 # when started; pause/resume and stop/start of a node.
 source "$(dirname "$0")/lib.sh"
-seeds=($(tr ',' ' ' <<<"$LAB_REDIS_CLUSTER_SEEDS"))
+IFS=, read -r -a seeds <<<"$LAB_REDIS_CLUSTER_SEEDS"
 port_of() { echo "${1##*:}"; }
 c() { timeout 5 redis-cli -h 127.0.0.1 -p "$@"; }
 node_of_port() { local i; for i in "${!seeds[@]}"; do [ "$(port_of "${seeds[$i]}")" = "$1" ] && echo $((i + 1)); done; return 0; }
