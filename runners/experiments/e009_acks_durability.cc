@@ -1,20 +1,34 @@
 // E-009: durability depends on acks and min.insync.replicas. Real broker faults through
-// infra/stack.sh (SIGSTOP to make followers lag, SIGKILL of the leader, restart).
-//   failure: topic RF 3, min.insync.replicas=1, unclean election allowed; both followers paused
-//            (they stop fetching); `events` records produced with acks=1 (acknowledged by the
-//            leader alone); leader killed; followers resumed; one of them becomes leader.
-//   success: (a) a topic RF 2 with min.insync.replicas=2 whose follower is paused until the
-//            ISR is the leader alone: acks=all produce (retries=0, so the broker's answer is
-//            seen as it is) is rejected with NOT_ENOUGH_REPLICAS; (b) topic RF 3, min ISR 2,
-//            one follower paused until it leaves the ISR; acks=all + idempotence; leader
-//            killed; the in-sync follower takes over.
-// Evidence: acknowledged = delivery reports without error; read_back = distinct keys a fresh
-// consumer reads; lost_acked = acknowledged keys not read back; rejected_isr = delivery
-// reports with NOT_ENOUGH_REPLICAS. Note: the stack's brokers are combined broker+controller
-// nodes, so pausing two of them also stops the KRaft quorum: the ISR cannot shrink then, and
-// the election after the kill picks a lagging replica that is still listed in the ISR.
+// infra/stack.sh: SIGSTOP of the follower (it stops fetching and is fenced, so the ISR shrinks to
+// the leader), SIGKILL of the leader, SIGCONT and restart.
+//
+// Both modes use a topic with one partition on two brokers placed explicitly — leader L and
+// follower F — so the third broker H stays healthy: every broker is also a KRaft voter, and the
+// controller quorum (2 of 3) must survive every step or no ISR change or election can happen.
+// The failure mode and the success mode put L on different brokers.
+//   failure: min.insync.replicas=1, unclean.leader.election.enable=true, acks=1.
+//            events/2 produced with F in sync (and replicated: the high watermark covers them);
+//            F paused until the ISR is {L}; events/2 more produced (acknowledged by L alone);
+//            L killed, then F resumed (in that order, so F cannot fetch them); the controller
+//            elects F although it is out of sync (unclean); read back from F; L restarted —
+//            it rejoins the ISR only after truncating its log to F's, so the loss is final.
+//   success: min.insync.replicas=2, unclean.leader.election.enable=false.
+//            events/2 produced with acks=all (idempotent) while both are in sync; F paused
+//            until the ISR is {L}; events/2 produced with acks=all, retries=0, not idempotent
+//            (librdkafka 2.0.2 retries NOT_ENOUGH_REPLICAS internally and would only report a
+//            timeout) -> rejected by the broker; a sample with the default idempotent producer
+//            records what an application sees instead; F resumed until it is back in the ISR;
+//            L killed; F elected (clean); read back from F; L restarted.
+// Evidence: acknowledged = records with a successful delivery report; read_back = acknowledged
+// records a fresh consumer reads back from the partition's leader after the election;
+// lost_acked = acknowledged - read_back; rejected_isr = delivery reports NOT_ENOUGH_REPLICAS or
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+// Every fault is undone on every exit path (error, stop, timeout, exception): paused brokers
+// resumed, killed brokers started, and the run waits (bounded) until the cluster has no
+// under-replicated partition again.
+#include <algorithm>
+#include <future>
 #include <set>
-#include <sstream>
 
 #include "domain/catalog.h"
 #include "runners/common/util.h"
@@ -24,11 +38,42 @@ namespace lab::runners {
 namespace {
 
 using namespace std::chrono_literals;
+using Ms = std::chrono::milliseconds;
+
+// The brokers run with replica.lag.time.max.ms=5000 and broker.session.timeout.ms=6000: a paused
+// follower leaves the ISR after ~5-6 s, a killed leader is fenced (and replaced) after ~6-8 s.
+constexpr Ms kLeaderWait = 15s;
+constexpr Ms kIsrShrinkWait = 30s;
+constexpr Ms kElectionWait = 45s;
+constexpr Ms kRejoinWait = 60s;
+constexpr Ms kHealthyWait = 60s;
+constexpr Ms kPoll = 200ms;
+
+struct Roles {
+  int leader = -1;
+  int follower = -1;
+  int healthy = -1;
+};
 
 struct ProduceOutcome {
   std::set<std::string> acked;
-  std::map<std::string, int> errors;
+  std::map<std::string, int> errors;  // delivery error name -> count
+  std::int64_t next_offset = 0;       // highest acknowledged offset + 1
+  double ms = 0;
+  std::optional<std::string> fatal;  // the producer's fatal error, if it raised one
 };
+
+nlohmann::json ToJson(const ProduceOutcome& o) {
+  return {{"acknowledged", o.acked.size()}, {"errors", o.errors}, {"ms", o.ms}};
+}
+
+int RejectedIsr(const ProduceOutcome& o) {
+  int n = 0;
+  for (const auto& [name, count] : o.errors) {
+    if (name == "NOT_ENOUGH_REPLICAS" || name == "NOT_ENOUGH_REPLICAS_AFTER_APPEND") n += count;
+  }
+  return n;
+}
 
 class AcksDurability final : public ExperimentBase {
  public:
@@ -37,258 +82,501 @@ class AcksDurability final : public ExperimentBase {
 
   std::string ConfigurationJson() const override {
     return nlohmann::json(
-               {{"failure",
-                 {{"acks", 1},
-                  {"min.insync.replicas", 1},
-                  {"unclean.leader.election.enable", true}}},
+               {{"topic", {{"partitions", 1}, {"replicas", "[leader, follower] assigned"}}},
+                {"failure",
+                 {{"producer", {{"acks", "1"}, {"enable.idempotence", false}}},
+                  {"topic",
+                   {{"min.insync.replicas", 1}, {"unclean.leader.election.enable", true}}}}},
                 {"success",
-                 {{"acks", "all"}, {"enable.idempotence", true}, {"min.insync.replicas", 2}}},
-                {"isr_probe", {{"acks", "all"}, {"retries", 0}, {"replication.factor", 2}}}})
+                 {{"producer", {{"acks", "all"}, {"enable.idempotence", true}}},
+                  {"isr_probe",
+                   {{"acks", "all"},
+                    {"enable.idempotence", false},
+                    {"retries", 0},
+                    {"message.timeout.ms", 5000}}},
+                  {"isr_probe_idempotent",
+                   {{"acks", "all"}, {"enable.idempotence", true}, {"message.timeout.ms", 3000}}},
+                  {"topic",
+                   {{"min.insync.replicas", 2}, {"unclean.leader.election.enable", false}}}}},
+                {"faults",
+                 {{"follower", "SIGSTOP (infra/stack.sh kafka pause) until the ISR is the leader"},
+                  {"leader", "SIGKILL (infra/stack.sh kafka kill), restarted at the end"}}}})
         .dump();
   }
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
-    if (!admin) return Inconclusive(std::move(result), "kafka: " + admin.error().message);
-    admin_ = admin->get();
     nlohmann::json details = nlohmann::json::object();
-    auto outcome =
-        mode == "failure" ? RunFailure(ctx, result, details) : RunSuccess(ctx, result, details);
-    RestoreBrokers(ctx);
-    admin_ = nullptr;
+    auto started = SteadyClock::now();
+    std::string why;
+    try {
+      why = Prepare(ctx, details);
+      if (why.empty()) {
+        why =
+            mode == "failure" ? RunFailure(ctx, result, details) : RunSuccess(ctx, result, details);
+      }
+    } catch (const std::exception& e) {
+      why = std::string("error: ") + e.what();
+    }
+    // Every exit path comes through here: undo the faults, then wait until the cluster is fully
+    // replicated again (the next mode, the next run and the postflight expect it).
+    RestoreBrokers(ctx, details);
+    details["mode_ms"] = MsSince(started);
     result.details_json = details.dump();
-    if (!outcome.empty()) return Inconclusive(std::move(result), outcome);
+    if (!why.empty()) return Inconclusive(std::move(result), why);
     return result;
   }
 
  private:
-  // Returns an empty string when the mode ran, else why it could not.
-  std::string RunFailure(const domain::RunContext& ctx, domain::ModeResult& result,
-                         nlohmann::json& details) {
-    const std::int64_t events = domain::GetInt(ctx.params, "events");
-    const std::string topic = Topic(ctx, "failure", "payments");
-    if (auto s =
-            CreateTopic(ctx, "failure", result, topic, 1,
-                        {{"min.insync.replicas", "1"}, {"unclean.leader.election.enable", "true"}});
+  // Learns the brokers and checks the cluster is whole before any fault.
+  std::string Prepare(const domain::RunContext& ctx, nlohmann::json& details) {
+    paused_.clear();
+    killed_.clear();
+    brokers_.clear();
+    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+    if (!admin) return "kafka: " + admin.error().message;
+    auto md = (*admin)->Metadata("", 5s);
+    if (!md) return "kafka: " + md.error().message;
+    for (const auto& [id, addr] : md->brokers) brokers_[id] = addr;
+    for (const auto& [id, addr] : brokers_) details["brokers"][std::to_string(id)] = addr;
+    if (brokers_.size() != 3) {
+      return "E-009 needs the stack's 3 brokers alive; the metadata lists " +
+             std::to_string(brokers_.size());
+    }
+    std::vector<std::string> urp;
+    bool whole = WaitUntil(
+        [&] {
+          auto u = (*admin)->UnderReplicatedPartitions(5s);
+          urp = u ? *u : std::vector<std::string>{"metadata: " + u.error().message};
+          return urp.empty();
+        },
+        30s, ctx.stop, 500ms);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!whole) {
+      details["under_replicated_before"] = urp;
+      return "the cluster is not fully replicated before the faults (" +
+             std::to_string(urp.size()) + " partitions, e.g. " + urp.front() +
+             "); a fault now could break the controller quorum";
+    }
+    return "";
+  }
+
+  Roles PickRoles(const std::string& mode) const {
+    std::vector<int> ids;
+    for (const auto& [id, addr] : brokers_) ids.push_back(id);
+    // A different leader per mode, so one broker is not killed twice in a row.
+    if (mode == "failure") return {ids[0], ids[1], ids[2]};
+    return {ids[1], ids[2], ids[0]};
+  }
+
+  std::string CreatePartition(const domain::RunContext& ctx, const std::string& mode,
+                              domain::ModeResult& result, const std::string& topic,
+                              const Roles& roles, const std::map<std::string, std::string>& configs,
+                              nlohmann::json& details) {
+    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+    if (!admin) return "kafka: " + admin.error().message;
+    if (auto s = (*admin)->CreateTopicWithAssignment(topic, {{roles.leader, roles.follower}},
+                                                     configs, 15s);
         !s) {
       return "kafka: " + s.error().message;
     }
-    auto before = Partition(topic);
-    if (!before || before->replicas.size() != 3) return "topic has no leader with 3 replicas";
-    const int leader = before->leader;
-    std::vector<int> followers;
-    for (int r : before->replicas) {
-      if (r != leader) followers.push_back(r);
-    }
-    details["leader_before"] = leader;
-    details["isr_before"] = before->isr;
-    for (int f : followers) {
-      if (auto s = StackFault(ctx, {"kafka", "pause", std::to_string(f)}, 30s); !s)
-        return s.error().message;
-      paused_.insert(f);
-    }
-    Progress(ctx, 10);
-    auto produced =
-        Produce(topic, events,
-                {{"acks", "1"}, {"enable.idempotence", "false"}, {"message.timeout.ms", "10000"}});
-    details["produce_errors"] = produced.errors;
-    auto isr_at_kill = Partition(topic);
-    if (isr_at_kill) details["isr_at_kill"] = isr_at_kill->isr;
-    if (auto s = StackFault(ctx, {"kafka", "kill", std::to_string(leader)}, 30s); !s)
-      return s.error().message;
-    killed_.insert(leader);
-    auto kill_time = SteadyClock::now();
-    for (int f : followers) {
-      if (auto s = StackFault(ctx, {"kafka", "resume", std::to_string(f)}, 60s); !s)
-        return s.error().message;
-      paused_.erase(f);
-    }
-    Progress(ctx, 25);
-    int new_leader = -1;
-    WaitUntil(
-        [&] {
-          auto p = Partition(topic);
-          if (p && p->leader >= 0 && p->leader != leader) new_leader = p->leader;
-          return new_leader >= 0;
+    Created(ctx, mode, result, kArtifactTopic, topic);
+    details["topic"] = topic;
+    details["topic_config"] = configs;
+    details["leader"] = roles.leader;
+    details["follower"] = roles.follower;
+    details["healthy_broker"] = roles.healthy;
+    std::optional<kafka::PartitionInfo> last;
+    bool ready = WaitPartition(
+        ctx, topic,
+        [&](const kafka::PartitionInfo& p) {
+          return p.leader == roles.leader && p.isr.size() == 2;
         },
-        60s, ctx.stop, 500ms);
-    details["new_leader"] = new_leader;
-    details["election_after_kill_ms"] = MsSince(kill_time);
-    if (new_leader < 0) return "no new leader was elected within 60 s of the leader's kill";
-    if (auto s = StackFault(ctx, {"kafka", "start", std::to_string(leader)}, 120s); !s)
-      return s.error().message;
-    killed_.erase(leader);
-    Progress(ctx, 40);
-    return Evidence(ctx, result, topic, produced, 0);
+        kLeaderWait, last);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!ready)
+      return "the new topic did not get leader " + std::to_string(roles.leader) +
+             " with both replicas in sync within 15 s: " + Describe(last);
+    return "";
+  }
+
+  std::string RunFailure(const domain::RunContext& ctx, domain::ModeResult& result,
+                         nlohmann::json& details) {
+    const std::int64_t events = domain::GetInt(ctx.params, "events");
+    const std::int64_t before = events / 2;
+    const Roles roles = PickRoles("failure");
+    const std::string topic = Topic(ctx, "failure", "payments");
+    if (auto why = CreatePartition(
+            ctx, "failure", result, topic, roles,
+            {{"min.insync.replicas", "1"}, {"unclean.leader.election.enable", "true"}}, details);
+        !why.empty()) {
+      return why;
+    }
+    const kafka::ConfigMap acks1 = {
+        {"acks", "1"}, {"enable.idempotence", "false"}, {"message.timeout.ms", "10000"}};
+
+    // Phase A: the follower is in sync; wait until it holds every record (high watermark).
+    auto in_sync = Produce(topic, "a-", before, acks1, 20s);
+    Note(result, in_sync, "failure, follower in sync");
+    details["produce_in_sync"] = ToJson(in_sync);
+    std::int64_t hw = -1;
+    bool replicated = WaitUntil(
+        [&] {
+          hw = HighWatermark(topic);
+          return hw >= in_sync.next_offset;
+        },
+        10s, ctx.stop, kPoll);
+    details["high_watermark_before_pause"] = hw;
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!replicated) return "the follower did not replicate the first records within 10 s";
+    Progress(ctx, 10);
+
+    // Phase B: the follower lags (paused) and leaves the ISR; acks=1 writes are acknowledged by
+    // the leader alone.
+    if (auto why = PauseFollowerUntilIsrShrinks(ctx, topic, roles, details); !why.empty())
+      return why;
+    Progress(ctx, 25);
+    auto lagging = Produce(topic, "b-", events - before, acks1, 20s);
+    Note(result, lagging, "failure, follower out of sync");
+    details["produce_follower_out_of_sync"] = ToJson(lagging);
+    if (ctx.stop.stop_requested()) return "cancelled";
+
+    // The leader dies before the follower can fetch: kill first, resume after.
+    if (auto why = KillLeaderResumeFollower(ctx, roles, details); !why.empty()) return why;
+    if (auto why = WaitForLeader(ctx, topic, roles.follower, "unclean election", details);
+        !why.empty()) {
+      return why;
+    }
+    Progress(ctx, 60);
+    std::set<std::string> acked = in_sync.acked;
+    acked.insert(lagging.acked.begin(), lagging.acked.end());
+    if (auto why = Evidence(ctx, result, topic, acked, 0, details); !why.empty()) return why;
+    details["lost_of_in_sync"] = Missing(in_sync.acked, last_read_);
+    details["lost_of_out_of_sync"] = Missing(lagging.acked, last_read_);
+    return RestartLeader(ctx, topic, roles, details);
   }
 
   std::string RunSuccess(const domain::RunContext& ctx, domain::ModeResult& result,
                          nlohmann::json& details) {
     const std::int64_t events = domain::GetInt(ctx.params, "events");
-    // (a) ISR < min.insync.replicas: the broker rejects acks=all writes.
-    const std::string probe = Topic(ctx, "success", "isr-probe");
-    if (auto s = CreateTopic(ctx, "success", result, probe, 1, {{"min.insync.replicas", "2"}}, 2);
-        !s) {
-      return "kafka: " + s.error().message;
+    const std::int64_t before = events / 2;
+    const Roles roles = PickRoles("success");
+    const std::string topic = Topic(ctx, "success", "payments");
+    if (auto why = CreatePartition(
+            ctx, "success", result, topic, roles,
+            {{"min.insync.replicas", "2"}, {"unclean.leader.election.enable", "false"}}, details);
+        !why.empty()) {
+      return why;
     }
-    auto p = Partition(probe);
-    if (!p || p->replicas.size() != 2) return "probe topic has no leader with 2 replicas";
-    int probe_follower = p->replicas[0] == p->leader ? p->replicas[1] : p->replicas[0];
-    if (auto s = StackFault(ctx, {"kafka", "pause", std::to_string(probe_follower)}, 30s); !s)
-      return s.error().message;
-    paused_.insert(probe_follower);
-    bool shrunk = WaitUntil(
-        [&] {
-          auto q = Partition(probe);
-          return q && q->isr.size() == 1;
-        },
-        30s, ctx.stop, 250ms);
-    details["isr_probe_isr_size_1"] = shrunk;
-    auto rejected = Produce(probe, 20,
+
+    // Phase A: both in sync; acks=all is acknowledged once both replicas have the record.
+    auto in_sync = Produce(
+        topic, "a-", before,
+        {{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "15000"}}, 25s);
+    Note(result, in_sync, "success, follower in sync");
+    details["produce_in_sync"] = ToJson(in_sync);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    Progress(ctx, 60);
+
+    // Phase B: the follower lags and leaves the ISR; ISR (1) < min.insync.replicas (2).
+    if (auto why = PauseFollowerUntilIsrShrinks(ctx, topic, roles, details); !why.empty())
+      return why;
+    Progress(ctx, 70);
+    // The raw broker answer (retries=0, not idempotent), and concurrently what the default
+    // idempotent producer makes of it; both are recorded per configuration.
+    auto idempotent_probe = std::async(std::launch::async, [&] {
+      return Produce(
+          topic, "c-", 20,
+          {{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "3000"}}, 10s);
+    });
+    auto rejected = Produce(topic, "b-", events - before,
                             {{"acks", "all"},
                              {"enable.idempotence", "false"},
                              {"retries", "0"},
-                             {"message.timeout.ms", "8000"}});
-    details["isr_probe_errors"] = rejected.errors;
-    details["isr_probe_acked"] = rejected.acked.size();
-    if (auto s = StackFault(ctx, {"kafka", "resume", std::to_string(probe_follower)}, 60s); !s)
-      return s.error().message;
-    paused_.erase(probe_follower);
-    Progress(ctx, 60);
+                             {"message.timeout.ms", "5000"}},
+                            15s);
+    auto idempotent = idempotent_probe.get();
+    Note(result, rejected, "success, ISR probe (retries=0)");
+    details["isr_probe"] = ToJson(rejected);
+    details["isr_probe_idempotent"] = ToJson(idempotent);
+    if (idempotent.errors.count("_MSG_TIMED_OUT") != 0) {
+      result.client_library_failures.push_back(
+          "success, ISR probe with the idempotent producer: " +
+          std::to_string(idempotent.errors["_MSG_TIMED_OUT"]) +
+          " writes ended in _MSG_TIMED_OUT — librdkafka 2.0.2 retries NOT_ENOUGH_REPLICAS "
+          "internally and does not report it (the retries=0 probe shows the broker's answer)");
+    }
+    if (idempotent.fatal) {
+      result.client_library_failures.push_back(
+          "success, ISR probe with the idempotent producer: fatal " + *idempotent.fatal);
+    }
+    if (ctx.stop.stop_requested()) return "cancelled";
 
-    // (b) acks=all + min ISR 2 through a leader kill with a lagging follower.
-    const std::string topic = Topic(ctx, "success", "payments");
-    if (auto s = CreateTopic(ctx, "success", result, topic, 1, {{"min.insync.replicas", "2"}});
-        !s) {
-      return "kafka: " + s.error().message;
+    // The follower catches up and rejoins the ISR; then the leader dies and it takes over.
+    if (auto s = StackFault(ctx, {"kafka", "resume", std::to_string(roles.follower)}, 60s); !s)
+      return s.error().message;
+    paused_.erase(roles.follower);
+    auto resumed = SteadyClock::now();
+    std::optional<kafka::PartitionInfo> last;
+    bool rejoined = WaitPartition(
+        ctx, topic, [](const kafka::PartitionInfo& p) { return p.isr.size() == 2; }, kRejoinWait,
+        last);
+    details["follower_rejoined_isr_ms"] = MsSince(resumed);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!rejoined) return "the follower did not rejoin the ISR within 60 s: " + Describe(last);
+    Progress(ctx, 80);
+    if (auto s = StackFault(ctx, {"kafka", "kill", std::to_string(roles.leader)}, 30s); !s)
+      return s.error().message;
+    killed_.insert(roles.leader);
+    kill_time_ = SteadyClock::now();
+    if (auto why = WaitForLeader(ctx, topic, roles.follower, "clean election", details);
+        !why.empty()) {
+      return why;
     }
-    auto before = Partition(topic);
-    if (!before || before->replicas.size() != 3) return "topic has no leader with 3 replicas";
-    const int leader = before->leader;
-    int lagging = before->replicas[0] == leader ? before->replicas[1] : before->replicas[0];
-    details["leader_before"] = leader;
-    details["lagging_follower"] = lagging;
-    if (auto s = StackFault(ctx, {"kafka", "pause", std::to_string(lagging)}, 30s); !s)
-      return s.error().message;
-    paused_.insert(lagging);
-    details["isr_shrunk_to_2"] = WaitUntil(
-        [&] {
-          auto q = Partition(topic);
-          return q && q->isr.size() == 2;
-        },
-        45s, ctx.stop, 250ms);
-    auto produced =
-        Produce(topic, events,
-                {{"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "15000"}});
-    details["produce_errors"] = produced.errors;
-    auto isr_at_kill = Partition(topic);
-    if (isr_at_kill) details["isr_at_kill"] = isr_at_kill->isr;
-    if (auto s = StackFault(ctx, {"kafka", "kill", std::to_string(leader)}, 30s); !s)
-      return s.error().message;
-    killed_.insert(leader);
-    auto kill_time = SteadyClock::now();
-    if (auto s = StackFault(ctx, {"kafka", "resume", std::to_string(lagging)}, 60s); !s)
-      return s.error().message;
-    paused_.erase(lagging);
-    int new_leader = -1;
-    WaitUntil(
-        [&] {
-          auto q = Partition(topic);
-          if (q && q->leader >= 0 && q->leader != leader) new_leader = q->leader;
-          return new_leader >= 0;
-        },
-        60s, ctx.stop, 500ms);
-    details["new_leader"] = new_leader;
-    details["election_after_kill_ms"] = MsSince(kill_time);
-    if (new_leader < 0) return "no new leader was elected within 60 s of the leader's kill";
-    if (auto s = StackFault(ctx, {"kafka", "start", std::to_string(leader)}, 120s); !s)
-      return s.error().message;
-    killed_.erase(leader);
     Progress(ctx, 90);
-    int not_enough = 0;
-    for (const auto& [name, n] : rejected.errors) {
-      if (name == "NOT_ENOUGH_REPLICAS" || name == "NOT_ENOUGH_REPLICAS_AFTER_APPEND")
-        not_enough += n;
-      if (name == "_MSG_TIMED_OUT") {
-        result.client_library_failures.push_back(
-            "isr probe: " + std::to_string(n) +
-            " writes timed out instead of reporting NOT_ENOUGH_REPLICAS (librdkafka 2.0.2 surfaces "
-            "it as a timeout)");
-      }
+    std::set<std::string> acked = in_sync.acked;
+    acked.insert(rejected.acked.begin(), rejected.acked.end());
+    acked.insert(idempotent.acked.begin(), idempotent.acked.end());
+    if (auto why = Evidence(ctx, result, topic, acked,
+                            RejectedIsr(rejected) + RejectedIsr(idempotent), details);
+        !why.empty()) {
+      return why;
     }
-    return Evidence(ctx, result, topic, produced, not_enough);
+    return RestartLeader(ctx, topic, roles, details);
+  }
+
+  std::string PauseFollowerUntilIsrShrinks(const domain::RunContext& ctx, const std::string& topic,
+                                           const Roles& roles, nlohmann::json& details) {
+    if (auto s = StackFault(ctx, {"kafka", "pause", std::to_string(roles.follower)}, 30s); !s)
+      return s.error().message;
+    paused_.insert(roles.follower);
+    auto paused = SteadyClock::now();
+    std::optional<kafka::PartitionInfo> last;
+    bool shrunk = WaitPartition(
+        ctx, topic,
+        [&](const kafka::PartitionInfo& p) {
+          return p.leader == roles.leader && p.isr == std::vector<std::int32_t>{roles.leader};
+        },
+        kIsrShrinkWait, last);
+    details["isr_shrink_ms"] = MsSince(paused);
+    details["isr_after_pause"] = last ? nlohmann::json(last->isr) : nlohmann::json();
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!shrunk) {
+      return "the ISR did not shrink to the leader within 30 s of pausing the follower: " +
+             Describe(last);
+    }
+    return "";
+  }
+
+  std::string KillLeaderResumeFollower(const domain::RunContext& ctx, const Roles& roles,
+                                       nlohmann::json& details) {
+    if (auto s = StackFault(ctx, {"kafka", "kill", std::to_string(roles.leader)}, 30s); !s)
+      return s.error().message;
+    killed_.insert(roles.leader);
+    kill_time_ = SteadyClock::now();
+    if (auto s = StackFault(ctx, {"kafka", "resume", std::to_string(roles.follower)}, 60s); !s)
+      return s.error().message;
+    paused_.erase(roles.follower);
+    details["follower_resumed_after_kill_ms"] = MsSince(kill_time_);
+    return "";
+  }
+
+  std::string WaitForLeader(const domain::RunContext& ctx, const std::string& topic, int leader,
+                            const std::string& what, nlohmann::json& details) {
+    std::optional<kafka::PartitionInfo> last;
+    bool elected = WaitPartition(
+        ctx, topic, [&](const kafka::PartitionInfo& p) { return p.leader == leader; },
+        kElectionWait, last);
+    details["election"] = what;
+    details["election_after_kill_ms"] = MsSince(kill_time_);
+    details["partition_after_election"] = Json(last);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!elected) {
+      return "no " + what + " of broker " + std::to_string(leader) +
+             " within 45 s of the kill: " + Describe(last);
+    }
+    return "";
+  }
+
+  // Starts the killed leader and waits until it is back in the ISR — which it can only join
+  // after truncating its log to the new leader's, so a loss seen here is final.
+  std::string RestartLeader(const domain::RunContext& ctx, const std::string& topic,
+                            const Roles& roles, nlohmann::json& details) {
+    auto t0 = SteadyClock::now();
+    if (auto s = StackFault(ctx, {"kafka", "start", std::to_string(roles.leader)}, 150s); !s)
+      return s.error().message;
+    killed_.erase(roles.leader);
+    details["leader_restart_ms"] = MsSince(t0);
+    std::optional<kafka::PartitionInfo> last;
+    bool back = WaitPartition(
+        ctx, topic, [](const kafka::PartitionInfo& p) { return p.isr.size() == 2; }, kRejoinWait,
+        last);
+    details["old_leader_rejoined_isr_ms"] = MsSince(t0);
+    details["partition_at_end"] = Json(last);
+    if (ctx.stop.stop_requested()) return "cancelled";
+    if (!back) return "the restarted leader did not rejoin the ISR within 60 s: " + Describe(last);
+    return "";
   }
 
   std::string Evidence(const domain::RunContext& ctx, domain::ModeResult& result,
-                       const std::string& topic, const ProduceOutcome& produced, int rejected_isr) {
-    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, 1, "read_committed", 60s);
+                       const std::string& topic, const std::set<std::string>& acked,
+                       int rejected_isr, nlohmann::json& details) {
+    auto t0 = SteadyClock::now();
+    auto read = kafka::ReadTopic(AliveBootstrap(), topic, 1, "read_uncommitted", 30s);
+    details["read_back_ms"] = MsSince(t0);
     if (!read.complete) return "read-back: " + read.error;
-    std::set<std::string> keys;
-    for (const auto& m : read.messages) keys.insert(m.key);
-    std::int64_t lost = 0;
-    for (const auto& k : produced.acked) lost += keys.count(k) ? 0 : 1;
-    result.metrics["acknowledged"] = static_cast<double>(produced.acked.size());
-    result.metrics["read_back"] = static_cast<double>(keys.size());
+    last_read_.clear();
+    for (const auto& m : read.messages) last_read_.insert(m.key);
+    std::int64_t read_back = 0;
+    for (const auto& k : acked) read_back += last_read_.count(k);
+    const auto acknowledged = static_cast<std::int64_t>(acked.size());
+    const std::int64_t lost = acknowledged - read_back;
+    result.metrics["acknowledged"] = static_cast<double>(acknowledged);
+    result.metrics["read_back"] = static_cast<double>(read_back);
     result.metrics["lost_acked"] = static_cast<double>(lost);
     result.metrics["rejected_isr"] = rejected_isr;
-    Step(ctx, "acknowledged=" + std::to_string(produced.acked.size()) + " read_back=" +
-                  std::to_string(keys.size()) + " lost_acked=" + std::to_string(lost) +
+    details["records_read"] = read.messages.size();
+    details["distinct_keys_read"] = last_read_.size();
+    Step(ctx, "acknowledged=" + std::to_string(acknowledged) + " read_back=" +
+                  std::to_string(read_back) + " lost_acked=" + std::to_string(lost) +
                   " rejected_isr=" + std::to_string(rejected_isr));
     return "";
   }
 
-  ProduceOutcome Produce(const std::string& topic, std::int64_t n, kafka::ConfigMap conf) {
+  ProduceOutcome Produce(const std::string& topic, const std::string& prefix, std::int64_t n,
+                         kafka::ConfigMap conf, Ms flush_timeout) {
     ProduceOutcome out;
-    auto producer = kafka::Producer::Create(config_.kafka_bootstrap, std::move(conf));
+    auto t0 = SteadyClock::now();
+    auto producer = kafka::Producer::Create(AliveBootstrap(), std::move(conf));
     if (!producer) {
-      out.errors[producer.error().message] = static_cast<int>(n);
+      out.errors["create: " + producer.error().message] = static_cast<int>(n);
       return out;
     }
     (*producer)->SetFlushOnDestroy(0ms);
     for (std::int64_t i = 0; i < n; ++i) {
-      (void)(*producer)->Produce(topic, 0, "k-" + std::to_string(i),
-                                 "payment " + std::to_string(i));
+      if (auto s = (*producer)->Produce(topic, 0, prefix + std::to_string(i),
+                                        "payment " + std::to_string(i), {}, i);
+          !s) {
+        ++out.errors["enqueue: " + s.error().message];
+      }
       (*producer)->Poll(0ms);
     }
-    (void)(*producer)->Flush(30s);
-    for (const auto& r : (*producer)->TakeReports()) {
+    (void)(*producer)->Flush(flush_timeout);
+    auto reports = (*producer)->TakeReports();
+    for (const auto& r : reports) {
       if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         out.acked.insert(r.key);
+        out.next_offset = std::max(out.next_offset, r.offset + 1);
       } else {
         ++out.errors[rd_kafka_err2name(r.err)];
       }
     }
+    if (int pending = (*producer)->OutQueueLength(); pending > 0)
+      out.errors["no delivery report within the flush timeout"] = pending;
+    out.fatal = (*producer)->FatalError();
+    out.ms = MsSince(t0);
     return out;
   }
 
-  std::optional<kafka::PartitionInfo> Partition(const std::string& topic) {
-    // A fresh client each time (one that saw the old leader can be stale), bootstrapped only
-    // from brokers that are neither paused nor killed, so the request does not hang on them.
-    std::string bootstrap;
-    std::stringstream all(config_.kafka_bootstrap);
-    std::string item;
-    for (int n = 1; std::getline(all, item, ','); ++n) {
-      if (paused_.count(n) || killed_.count(n)) continue;  // broker ids are 1..3 in bootstrap order
-      bootstrap += (bootstrap.empty() ? "" : ",") + item;
+  static void Note(domain::ModeResult& result, const ProduceOutcome& o, const std::string& what) {
+    if (o.fatal) result.client_library_failures.push_back(what + ": producer fatal " + *o.fatal);
+  }
+
+  static std::int64_t Missing(const std::set<std::string>& acked,
+                              const std::set<std::string>& read) {
+    std::int64_t n = 0;
+    for (const auto& k : acked) n += read.count(k) ? 0 : 1;
+    return n;
+  }
+
+  // The brokers neither paused nor killed: a client bootstrapped from a paused broker would
+  // wait for its socket timeout (the kernel accepts the connection, nobody answers).
+  std::string AliveBootstrap() const {
+    std::string out;
+    for (const auto& [id, addr] : brokers_) {
+      if (paused_.count(id) || killed_.count(id)) continue;
+      out += (out.empty() ? "" : ",") + addr;
     }
-    auto admin = kafka::Admin::Create(bootstrap.empty() ? config_.kafka_bootstrap : bootstrap);
+    return out.empty() ? config_.kafka_bootstrap : out;
+  }
+
+  std::optional<kafka::PartitionInfo> Partition(const std::string& topic) const {
+    // A fresh client each time: one that has seen the old leader may answer from a stale cache.
+    auto admin = kafka::Admin::Create(AliveBootstrap());
     if (!admin) return std::nullopt;
     auto md = (*admin)->Metadata(topic, 3s);
     if (!md || md->partitions.empty()) return std::nullopt;
     return md->partitions.front();
   }
 
-  void RestoreBrokers(const domain::RunContext& ctx) {
-    for (int b : paused_) (void)StackFault(ctx, {"kafka", "resume", std::to_string(b)}, 60s);
-    for (int b : killed_) (void)StackFault(ctx, {"kafka", "start", std::to_string(b)}, 120s);
-    paused_.clear();
-    killed_.clear();
+  template <typename Pred>
+  bool WaitPartition(const domain::RunContext& ctx, const std::string& topic, Pred pred, Ms timeout,
+                     std::optional<kafka::PartitionInfo>& last) const {
+    return WaitUntil(
+        [&] {
+          if (auto p = Partition(topic)) last = std::move(p);
+          return last && last->error.empty() && pred(*last);
+        },
+        timeout, ctx.stop, kPoll);
   }
 
-  kafka::Admin* admin_ = nullptr;
+  std::int64_t HighWatermark(const std::string& topic) const {
+    auto admin = kafka::Admin::Create(AliveBootstrap());
+    if (!admin) return -1;
+    auto w = (*admin)->QueryWatermarks(topic, 0, 3s);
+    return w ? w->high : -1;
+  }
+
+  static nlohmann::json Json(const std::optional<kafka::PartitionInfo>& p) {
+    if (!p) return nullptr;
+    return {{"leader", p->leader}, {"replicas", p->replicas}, {"isr", p->isr}, {"error", p->error}};
+  }
+
+  static std::string Describe(const std::optional<kafka::PartitionInfo>& p) {
+    return p ? Json(p).dump() : "no metadata";
+  }
+
+  // Resumes what is paused, starts what was killed (whatever happened before), then waits until
+  // no partition of the cluster is under-replicated. Runs with its own deadlines: a stop must
+  // not leave a broker down.
+  void RestoreBrokers(const domain::RunContext& ctx, nlohmann::json& details) {
+    std::vector<std::string> undone;
+    for (int b : std::set<int>(paused_)) {
+      auto s = StackFault(ctx, {"kafka", "resume", std::to_string(b)}, 60s);
+      undone.push_back("resume " + std::to_string(b) + (s ? "" : ": " + s.error().message));
+      if (s) paused_.erase(b);
+    }
+    for (int b : std::set<int>(killed_)) {
+      auto s = StackFault(ctx, {"kafka", "start", std::to_string(b)}, 150s);
+      undone.push_back("start " + std::to_string(b) + (s ? "" : ": " + s.error().message));
+      if (s) killed_.erase(b);
+    }
+    if (!undone.empty()) details["faults_undone_on_exit"] = undone;
+    if (brokers_.empty()) return;  // nothing was touched
+    auto t0 = SteadyClock::now();
+    std::vector<std::string> urp;
+    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+    bool whole = admin && WaitUntil(
+                              [&] {
+                                auto u = (*admin)->UnderReplicatedPartitions(5s);
+                                urp = u ? *u : std::vector<std::string>{u.error().message};
+                                return urp.empty();
+                              },
+                              kHealthyWait, std::stop_token(), 500ms);
+    details["cluster_fully_replicated_after_ms"] = MsSince(t0);
+    details["cluster_fully_replicated"] = whole;
+    if (!whole) {
+      details["under_replicated_at_end"] = urp;
+      Step(ctx, "warning: " + std::to_string(urp.size()) +
+                    " partitions still under-replicated 60 s after the faults were undone");
+    }
+  }
+
+  std::map<int, std::string> brokers_;  // id -> host:port, from the metadata
   std::set<int> paused_;
   std::set<int> killed_;
+  SteadyClock::time_point kill_time_{};
+  std::set<std::string> last_read_;  // keys of the last read-back
 };
 
 }  // namespace

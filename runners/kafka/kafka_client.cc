@@ -462,6 +462,34 @@ Status Admin::CreateTopic(const std::string& name, int partitions, int replicati
   if (!topic) return MakeError(ErrorCode::kInvalidArgument, "new topic " + name + ": " + errstr);
   for (const auto& [k, v] : configs)
     rd_kafka_NewTopic_set_config(topic.get(), k.c_str(), v.c_str());
+  return CreateTopics(std::move(topic), name, timeout);
+}
+
+Status Admin::CreateTopicWithAssignment(const std::string& name,
+                                        const std::vector<std::vector<std::int32_t>>& assignment,
+                                        const std::map<std::string, std::string>& configs,
+                                        Ms timeout) {
+  char errstr[512];
+  // Replication factor -1: the replica assignment decides it.
+  CHandle<rd_kafka_NewTopic_t, rd_kafka_NewTopic_destroy> topic(rd_kafka_NewTopic_new(
+      name.c_str(), static_cast<int>(assignment.size()), -1, errstr, sizeof errstr));
+  if (!topic) return MakeError(ErrorCode::kInvalidArgument, "new topic " + name + ": " + errstr);
+  for (std::size_t p = 0; p < assignment.size(); ++p) {
+    auto brokers = assignment[p];  // the C API takes a non-const array
+    if (rd_kafka_NewTopic_set_replica_assignment(topic.get(), static_cast<std::int32_t>(p),
+                                                 brokers.data(), brokers.size(), errstr,
+                                                 sizeof errstr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "replica assignment of " + name + ": " + errstr);
+    }
+  }
+  for (const auto& [k, v] : configs)
+    rd_kafka_NewTopic_set_config(topic.get(), k.c_str(), v.c_str());
+  return CreateTopics(std::move(topic), name, timeout);
+}
+
+Status Admin::CreateTopics(CHandle<rd_kafka_NewTopic_t, rd_kafka_NewTopic_destroy> topic,
+                           const std::string& name, Ms timeout) {
   QueueHandle queue(rd_kafka_queue_new(rk_.get()));
   auto options = AdminOptions(rk_.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout);
   rd_kafka_NewTopic_t* topics[] = {topic.get()};
@@ -628,6 +656,24 @@ Result<ClusterInfo> Admin::Metadata(const std::string& topic, Ms timeout) {
     }
   }
   return info;
+}
+
+Result<std::vector<std::string>> Admin::UnderReplicatedPartitions(Ms timeout) {
+  const rd_kafka_metadata_t* raw = nullptr;
+  auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &raw, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("metadata of all topics", err);
+  CHandle<const rd_kafka_metadata_t, rd_kafka_metadata_destroy> md(raw);
+  std::vector<std::string> out;
+  for (int t = 0; t < md->topic_cnt; ++t) {
+    const auto& mt = md->topics[t];
+    for (int p = 0; p < mt.partition_cnt; ++p) {
+      const auto& mp = mt.partitions[p];
+      if (mp.leader < 0 || mp.isr_cnt < mp.replica_cnt) {
+        out.push_back(std::string(mt.topic) + "-" + std::to_string(mp.id));
+      }
+    }
+  }
+  return out;
 }
 
 Result<Watermarks> Admin::QueryWatermarks(const std::string& topic, std::int32_t partition,

@@ -165,6 +165,11 @@ class Admin {
   static Result<std::unique_ptr<Admin>> Create(const std::string& bootstrap, ConfigMap extra = {});
   Status CreateTopic(const std::string& name, int partitions, int replication,
                      const std::map<std::string, std::string>& configs, Ms timeout);
+  // A topic whose partition p is placed on the brokers assignment[p], the first of them being
+  // the preferred leader (to know which broker is which before a fault).
+  Status CreateTopicWithAssignment(const std::string& name,
+                                   const std::vector<std::vector<std::int32_t>>& assignment,
+                                   const std::map<std::string, std::string>& configs, Ms timeout);
   Status DeleteTopics(const std::vector<std::string>& names, Ms timeout);
   Status DeleteGroup(const std::string& group, Ms timeout);
   Status AlterTopicConfig(const std::string& topic,
@@ -174,6 +179,9 @@ class Admin {
                                                              const std::string& name, Ms timeout);
   // All brokers, and the partitions of `topic` when given.
   Result<ClusterInfo> Metadata(const std::string& topic, Ms timeout);
+  // Every partition of the cluster whose ISR is smaller than its replica set or which has no
+  // leader, as "topic-partition" (empty: the cluster is fully replicated).
+  Result<std::vector<std::string>> UnderReplicatedPartitions(Ms timeout);
   // High watermark as seen with this client's isolation level: read_committed -> the last
   // stable offset, read_uncommitted -> the high watermark (ListOffsets carries the level).
   Result<Watermarks> QueryWatermarks(const std::string& topic, std::int32_t partition, Ms timeout);
@@ -185,6 +193,8 @@ class Admin {
 
  private:
   Admin() = default;
+  Status CreateTopics(CHandle<rd_kafka_NewTopic_t, rd_kafka_NewTopic_destroy> topic,
+                      const std::string& name, Ms timeout);
   KafkaHandle rk_;
   std::string bootstrap_;
 };
