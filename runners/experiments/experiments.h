@@ -13,6 +13,7 @@ std::unique_ptr<domain::ExperimentRunner> MakeStackCheck(const StackConfig& conf
 std::unique_ptr<domain::ExperimentRunner> MakeProduceAfterCommit(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeConsumeWithoutDedup(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCommitBeforeProcess(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeDlqReplay(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeAcksDurability(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCacheStampede(const StackConfig& config);

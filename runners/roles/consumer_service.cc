@@ -106,6 +106,7 @@ int RunConsumerService(const RoleArgs& args) {
   std::int64_t skipped_duplicates = 0;
   std::int64_t routed_retry = 0;
   std::int64_t routed_dlq = 0;
+  std::int64_t route_failures = 0;
   auto last_message = SteadyClock::now();
   bool seen_assignment = false;
   while (true) {
@@ -115,7 +116,12 @@ int RunConsumerService(const RoleArgs& args) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
-    if ((*consumer)->assigned_count() > 0) seen_assignment = true;
+    if (!seen_assignment && (*consumer)->assigned_count() > 0) {
+      // The idle clock starts at the assignment: a slow group join must not count as idle
+      // time, or the consumer could leave before its first fetch.
+      seen_assignment = true;
+      last_message = SteadyClock::now();
+    }
     if (polled->empty()) {
       if (seen_assignment && SteadyClock::now() - last_message > idle_exit) break;
       continue;
@@ -210,8 +216,41 @@ int RunConsumerService(const RoleArgs& args) {
             {"origin-offset", HeaderOr(m, "origin-offset", std::to_string(m.offset))},
             {"not-before-ms",
              std::to_string(NowMicros() / 1000 + retry_delay.count() * (attempts + 1))}};
-        (void)producer->Produce(next_topic, -1, m.key, m.value, headers);
-        (void)producer->Flush(std::chrono::milliseconds(10000));
+        // Routed before the offset commit, up to 3 tries (a fatal idempotence error of
+        // librdkafka 2.0.2 re-creates the producer); a record that still could not be routed
+        // is reported — it would be lost, and the run's read-back counts would show it.
+        bool delivered = false;
+        for (int attempt = 0; attempt < 3 && !delivered; ++attempt) {
+          auto produced = producer->Produce(next_topic, -1, m.key, m.value, headers);
+          auto flushed = produced ? producer->Flush(std::chrono::milliseconds(10000)) : produced;
+          delivered = static_cast<bool>(flushed);
+          for (const auto& r : producer->TakeReports()) {
+            if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+            delivered = false;
+            if (auto lib = kafka::ClassifyClientLibraryFailure(r.err, false, "consumer routing"))
+              Emit("client_library_failure", *lib);
+          }
+          if (!delivered) {
+            Emit("route_error",
+                 event_id + " -> " + next_topic + ": " +
+                     (flushed ? std::string("delivery failed") : flushed.error().message));
+          }
+          if (auto fatal = producer->FatalError()) {
+            Emit("client_library_failure", "consumer routing: " + *fatal + "; producer re-created");
+            producer->SetFlushOnDestroy(std::chrono::milliseconds(0));
+            auto p =
+                kafka::Producer::Create(args.Get("bootstrap"), {{"enable.idempotence", "true"}});
+            if (!p) {
+              Emit("error", p.error().message);
+              return 1;
+            }
+            producer = std::move(*p);
+          }
+        }
+        if (!delivered) {
+          ++route_failures;
+          continue;
+        }
         (next_topic == dlq ? routed_dlq : routed_retry) += 1;
         continue;
       }
@@ -241,6 +280,7 @@ int RunConsumerService(const RoleArgs& args) {
   Emit("skipped_duplicates", skipped_duplicates);
   Emit("routed_retry", routed_retry);
   Emit("routed_dlq", routed_dlq);
+  Emit("route_failures", route_failures);
   return 0;
 }
 

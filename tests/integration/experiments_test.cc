@@ -62,6 +62,43 @@ TEST(Integration, E004CommitBeforeProcess) {
   EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
+// E-005: poisoned events (their product row is missing in MySQL) go through both retry topics
+// to the DLQ with full headers; after the rows are created, two replays recover every event
+// and processed_event makes the second one harmless. The evidence must add up.
+void ExpectE005Consistent(const RunOutcome& o) {
+  EXPECT_GT(M(o, "success", "poisoned"), 0) << Describe(o);
+  EXPECT_EQ(M(o, "success", "dlq"), M(o, "success", "poisoned")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "retried"), M(o, "success", "poisoned")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "dlq_headers_ok"), M(o, "success", "dlq")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "applied_before_replay"),
+            M(o, "success", "total") - M(o, "success", "poisoned"))
+      << Describe(o);
+  EXPECT_EQ(M(o, "success", "final_applied"), M(o, "success", "total")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "replayed_first"), M(o, "success", "dlq")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "replayed_second"), M(o, "success", "dlq")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "replay_audit_rows"),
+            M(o, "success", "replayed_first") + M(o, "success", "replayed_second"))
+      << Describe(o);
+}
+
+TEST(Integration, E005DlqReplay) {
+  auto o = RunExperiment("E-005", {});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
+  ExpectE005Consistent(o);
+  EXPECT_EQ(M(o, "success", "total"), 300) << Describe(o);
+  EXPECT_EQ(M(o, "success", "duplicates"), 0) << Describe(o);
+  EXPECT_LT(o.seconds, 60) << Describe(o);
+}
+
+// The practice flipped: the consumers of the replays run without processed_event, so the second
+// replay applies every replayed event's side effect again and the claim is not confirmed.
+TEST(Integration, E005DlqReplayWithoutDedup) {
+  auto o = RunExperiment("E-005", {{"dedup", std::string("none")}, {"events", std::int64_t{100}}});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
+  ExpectE005Consistent(o);
+  EXPECT_EQ(M(o, "success", "duplicates"), M(o, "success", "dlq")) << Describe(o);
+}
+
 // E-007: while the transaction is open read_committed sees nothing (not even the later plain
 // record) though read_uncommitted sees them all; after commit everything is visible.
 TEST(Integration, E007OpenTransactionPinsLso) {
