@@ -13,6 +13,7 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeConsumeWithoutDedup(config));
   runners.push_back(MakeCommitBeforeProcess(config));
   runners.push_back(MakeDlqReplay(config));
+  runners.push_back(MakeSchemaRollout(config));
   runners.push_back(MakeOpenTransactionLso(config));
   runners.push_back(MakeAcksDurability(config));
   runners.push_back(MakeCacheStampede(config));

@@ -12,6 +12,7 @@ namespace lab::runners {
 std::unique_ptr<domain::ExperimentRunner> MakeStackCheck(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeProduceAfterCommit(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeConsumeWithoutDedup(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeSchemaRollout(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCommitBeforeProcess(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeDlqReplay(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConfig& config);

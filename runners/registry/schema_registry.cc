@@ -195,9 +195,14 @@ Status RegistryClient::DeleteSubject(const std::string& subject) {
   auto p =
       HttpRequest("DELETE", base_ + "/subjects/" + subject + "?permanent=true", "", "", timeout_);
   if (!p) return p.error();
-  if (r->status != 200 && r->status != 404) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "DELETE subject " + subject + ": HTTP " + std::to_string(r->status));
+  // Soft delete first (Confluent refuses a permanent delete of a live subject), then permanent;
+  // 404 on either means it is already gone.
+  for (const auto* step : {&*r, &*p}) {
+    if (step->status != 200 && step->status != 404) {
+      return MakeError(ErrorCode::kUnavailable, "DELETE subject " + subject + ": HTTP " +
+                                                    std::to_string(step->status) + " " +
+                                                    step->body);
+    }
   }
   return {};
 }
@@ -255,6 +260,39 @@ Result<nlohmann::json> DecodeAvro(const SchemaHandle& writer, const SchemaHandle
   ReaderHandle in(avro_reader_memory(bytes.data(), static_cast<int64_t>(bytes.size())));
   if (avro_value_read(in.get(), &resolved.v) != 0) return AvroError("decode");
   return ToJson(&dest.v);
+}
+
+Result<std::unique_ptr<ResolvingDecoder>> ResolvingDecoder::Create(SchemaHandle writer,
+                                                                   SchemaHandle reader) {
+  std::unique_ptr<ResolvingDecoder> d(new ResolvingDecoder());
+  d->writer_class_.reset(avro_generic_class_from_schema(writer.get()));
+  if (!d->writer_class_) return AvroError("generic class");
+  d->resolver_.reset(avro_resolved_reader_new(writer.get(), reader.get()));
+  if (!d->resolver_) return AvroError("writer schema does not resolve to the reader schema");
+  d->writer_ = std::move(writer);
+  d->reader_ = std::move(reader);
+  return d;
+}
+
+Result<ResolvingDecoder::Decoded> ResolvingDecoder::Decode(const std::string& bytes) const {
+  // Read with the writer schema first: its encoded size is the number of bytes it consumed
+  // (avro-c's memory reader does not expose its position), then view it through the resolver.
+  Value written;
+  if (avro_generic_value_new(writer_class_.get(), &written.v) != 0) return AvroError("new value");
+  written.live = true;
+  ReaderHandle in(avro_reader_memory(bytes.data(), static_cast<int64_t>(bytes.size())));
+  if (avro_value_read(in.get(), &written.v) != 0) return AvroError("decode");
+  size_t consumed = 0;
+  if (avro_value_sizeof(&written.v, &consumed) != 0) return AvroError("sizeof");
+  Value resolved;
+  if (avro_resolved_reader_new_value(resolver_.get(), &resolved.v) != 0)
+    return AvroError("resolved value");
+  resolved.live = true;
+  avro_resolved_reader_set_source(&resolved.v, &written.v);
+  Decoded out;
+  out.value = ToJson(&resolved.v);
+  out.unread_bytes = bytes.size() > consumed ? bytes.size() - consumed : 0;
+  return out;
 }
 
 std::string WireEncode(int schema_id, const std::string& avro_body) {

@@ -5,9 +5,12 @@
 // Avro through Debian's avro-c (libavro-dev 1.11): it gives real schema parsing and the Avro
 // spec's writer->reader schema resolution (avro_resolved_writer): a strict consumer resolves
 // every record into its one compiled-in schema and fails on data it cannot read, while a
-// dual-read consumer decodes each record with its writer schema fetched by registry id. (avro-c
-// 1.11's resolver does not fill reader defaults — "Reader field X doesn't appear in writer" —
-// so dual-read decodes with the writer schema and maps fields in code.) Hand-rolled zig-zag
+// dual-read consumer decodes each record with its writer schema fetched by registry id and
+// resolves it into its reader schema. avro-c 1.11.1 resolves by field name and skips writer
+// fields the reader lacks, but does not apply reader defaults: a reader field missing from the
+// writer fails with "Reader field X doesn't appear in writer" (src/resolved-writer.c and
+// resolved-reader.c, try_record: "TODO: Handle default values!"), so a reader schema may only
+// name fields every writer schema it reads has. Hand-rolled zig-zag
 // encoding would cover only fixed records and re-implement resolution; no C++ Avro library is
 // packaged in Debian 12.
 #pragma once
@@ -58,6 +61,31 @@ Result<std::string> EncodeAvro(const SchemaHandle& schema, const nlohmann::json&
 // schemas do not resolve or the bytes do not match the writer schema.
 Result<nlohmann::json> DecodeAvro(const SchemaHandle& writer, const SchemaHandle& reader,
                                   const std::string& bytes);
+
+// avro_value_iface_decref is a macro; CHandle needs a function.
+inline void DecrefValueIface(avro_value_iface_t* iface) { avro_value_iface_decref(iface); }
+
+// Decodes records written with one writer schema into one reader schema, with the resolver
+// built once (avro_resolved_reader over a value of the writer schema) and reused per record.
+// Reports how many bytes a record left unread: Avro has no framing, so a reader that assumes
+// the wrong writer schema can "succeed" on bytes of a longer record and leave the rest over.
+class ResolvingDecoder {
+ public:
+  struct Decoded {
+    nlohmann::json value;  // in the reader schema's shape
+    std::size_t unread_bytes = 0;
+  };
+  static Result<std::unique_ptr<ResolvingDecoder>> Create(SchemaHandle writer, SchemaHandle reader);
+  Result<Decoded> Decode(const std::string& bytes) const;
+
+ private:
+  using Iface = CHandle<avro_value_iface_t, DecrefValueIface>;
+  ResolvingDecoder() = default;
+  SchemaHandle writer_;
+  SchemaHandle reader_;
+  Iface writer_class_;
+  Iface resolver_;
+};
 
 std::string WireEncode(int schema_id, const std::string& avro_body);
 // Returns the schema id and the body; fails on a missing magic byte or a short frame.

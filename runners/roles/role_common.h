@@ -56,5 +56,7 @@ int RunCommandService(const RoleArgs& args);
 int RunOutboxRelay(const RoleArgs& args);
 int RunConsumerService(const RoleArgs& args);
 int RunReplayWorker(const RoleArgs& args);
+int RunSchemaProducer(const RoleArgs& args);  // E-006
+int RunSchemaConsumer(const RoleArgs& args);  // E-006
 
 }  // namespace lab::runners::roles

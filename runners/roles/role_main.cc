@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
     if (role == "outbox-relay") return RunOutboxRelay(args);
     if (role == "consumer-service") return RunConsumerService(args);
     if (role == "replay-worker") return RunReplayWorker(args);
+    if (role == "schema-producer") return RunSchemaProducer(args);
+    if (role == "schema-consumer") return RunSchemaConsumer(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error=%s\n", e.what());
     return 1;

@@ -3,7 +3,11 @@
 // practice, the metric must change with it. Requires `infra/stack.sh up`.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include "harness.h"
+#include "runners/registry/schema_registry.h"
 
 namespace lab::testing {
 namespace {
@@ -97,6 +101,67 @@ TEST(Integration, E005DlqReplayWithoutDedup) {
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
   ExpectE005Consistent(o);
   EXPECT_EQ(M(o, "success", "duplicates"), M(o, "success", "dlq")) << Describe(o);
+}
+
+// E-006: the same V1->V2 change (a new required field: refused under BACKWARD, accepted under
+// FORWARD) breaks strict V1 consumers when the producer ships first and converges when
+// dual-read consumers are deployed first. The topic holds every record under its schema id,
+// and the run's registry subjects are gone afterwards (soft + permanent delete).
+void ExpectE006Consistent(const RunOutcome& o, const std::vector<std::string>& modes,
+                          double events) {
+  const double v1 = static_cast<double>(static_cast<std::int64_t>(events) / 2);
+  auto subjects = runners::registry::RegistryClient(TestStackConfig().registry_url).Subjects();
+  ASSERT_TRUE(subjects.ok()) << subjects.error().message;
+  for (const auto& mode : modes) {
+    ASSERT_TRUE(o.modes.count(mode)) << mode << Describe(o);
+    EXPECT_FALSE(o.modes.at(mode).inconclusive.has_value()) << mode << Describe(o);
+    EXPECT_EQ(M(o, mode, "produced"), events) << mode << Describe(o);
+    EXPECT_EQ(M(o, mode, "records_v1") + M(o, mode, "records_v2"), M(o, mode, "produced"))
+        << mode << Describe(o);
+    EXPECT_EQ(M(o, mode, "records_v1"), v1) << mode << Describe(o);
+    EXPECT_EQ(M(o, mode, "v2_rejected_by_backward"), 1) << mode << Describe(o);
+    // produced = consumed + skipped + what is still uncommitted at the end
+    EXPECT_EQ(M(o, mode, "unaccounted"), 0) << mode << Describe(o);
+    auto details = nlohmann::json::parse(o.modes.at(mode).details_json);
+    const auto subject = details.value("subject", std::string());
+    EXPECT_FALSE(subject.empty()) << mode;
+    EXPECT_EQ(std::count(subjects->begin(), subjects->end(), subject), 0) << subject;
+  }
+}
+
+TEST(Integration, E006SchemaRolloutOrder) {
+  auto o = RunExperiment("E-006", {});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
+  ExpectE006Consistent(o, {"failure", "success"}, 400);
+  // Producer first, consumers retry what they cannot parse: every partition stalls at its first
+  // V2 record, so exactly the V1 half is consumed and the V2 half stays as lag.
+  EXPECT_EQ(M(o, "failure", "consumed"), M(o, "failure", "records_v1")) << Describe(o);
+  EXPECT_EQ(M(o, "failure", "final_lag"), M(o, "failure", "records_v2")) << Describe(o);
+  EXPECT_EQ(M(o, "failure", "max_lag"), M(o, "failure", "records_v2")) << Describe(o);
+  EXPECT_EQ(M(o, "failure", "converged"), 0) << Describe(o);
+  // Consumers first with dual-read: both schema ids fetched, everything consumed, lag back to 0.
+  EXPECT_EQ(M(o, "success", "consumed"), M(o, "success", "produced")) << Describe(o);
+  EXPECT_GE(M(o, "success", "schema_fetches"), 2) << Describe(o);
+  EXPECT_EQ(M(o, "success", "converged"), 1) << Describe(o);
+  EXPECT_GE(M(o, "success", "time_to_converge_ms"), 0) << Describe(o);
+  EXPECT_LT(o.seconds, 60) << Describe(o);
+}
+
+// The flip: the success mode deploys strict V1 consumers instead of dual-read ones (and they
+// skip what they cannot parse): every V2 record is a parse failure, so the claim's success
+// side fails although the rollout order is right.
+TEST(Integration, E006ConsumersFirstWithoutDualReadFail) {
+  auto o = RunExperiment("E-006",
+                         {{"success_reader", std::string("strict-v1")},
+                          {"on_parse_failure", std::string("skip")},
+                          {"events", std::int64_t{200}}},
+                         {"success"});
+  EXPECT_NE(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
+  ExpectE006Consistent(o, {"success"}, 200);
+  EXPECT_EQ(M(o, "success", "parse_failures"), M(o, "success", "records_v2")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "skipped"), M(o, "success", "records_v2")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "consumed"), M(o, "success", "records_v1")) << Describe(o);
+  EXPECT_EQ(M(o, "success", "final_lag"), 0) << Describe(o);  // skipping hides it from lag
 }
 
 // E-007: while the transaction is open read_committed sees nothing (not even the later plain
