@@ -223,11 +223,32 @@ int RunSchemaConsumer(const RoleArgs& args) {
     return {};
   };
 
+  auto unassigned_since = SteadyClock::now();
   while (!g_terminate.load()) {
     auto polled = (*consumer)->Poll(100, std::chrono::milliseconds(200));
     if ((*consumer)->assigned_count() != last_assigned) {
       last_assigned = (*consumer)->assigned_count();
       Emit("assigned", last_assigned);
+      unassigned_since = SteadyClock::now();
+    }
+    if (last_assigned == 0 && SteadyClock::now() - unassigned_since > std::chrono::seconds(5)) {
+      // Still without partitions: say what the client knows (member id: did it join at all;
+      // partitions of the topic in its metadata), for the runner's step log.
+      unassigned_since = SteadyClock::now();
+      char* member = rd_kafka_memberid((*consumer)->handle());
+      const rd_kafka_metadata_t* md = nullptr;
+      int partitions = -1;
+      if (rd_kafka_metadata((*consumer)->handle(), 0, nullptr, &md, 2000) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int t = 0; t < md->topic_cnt; ++t) {
+          if (topic == md->topics[t].topic) partitions = md->topics[t].partition_cnt;
+        }
+        rd_kafka_metadata_destroy(md);
+      }
+      Emit("unassigned", std::string("member=") + (member != nullptr ? member : "") +
+                             " rebalances=" + std::to_string((*consumer)->rebalances()) +
+                             " topic_partitions=" + std::to_string(partitions));
+      if (member != nullptr) rd_kafka_mem_free((*consumer)->handle(), member);
     }
     if (!polled) {
       Emit("consume_error", polled.error().message);
