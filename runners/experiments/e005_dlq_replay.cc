@@ -14,6 +14,7 @@
 // is cleared), retried/dlq/header check from the retry topics and the DLQ read back, replayed
 // per round from the main topic read back, applied/duplicates from side_effect rows,
 // replay_audit rows and the achieved replay rate from replay_audit.
+#include <future>
 #include <set>
 
 #include "domain/catalog.h"
@@ -47,6 +48,20 @@ class DlqReplay final : public ExperimentBase {
  public:
   explicit DlqReplay(StackConfig config) : ExperimentBase(std::move(config)) {}
   std::string_view ExperimentId() const override { return "E-005"; }
+
+  // Fresh read-backs of several topics at once (each its own group-less consumer; in parallel
+  // because each one spends most of its time joining and reaching the partitions' ends).
+  std::vector<kafka::ReadBack> ReadAll(const std::vector<std::pair<std::string, int>>& topics) {
+    std::vector<std::future<kafka::ReadBack>> pending;
+    for (const auto& [t, partitions] : topics) {
+      pending.push_back(std::async(std::launch::async, [this, t = t, partitions = partitions] {
+        return kafka::ReadTopic(config_.kafka_bootstrap, t, partitions, "read_committed", 30s);
+      }));
+    }
+    std::vector<kafka::ReadBack> out;
+    for (auto& f : pending) out.push_back(f.get());
+    return out;
+  }
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
@@ -145,12 +160,14 @@ class DlqReplay final : public ExperimentBase {
     Progress(ctx, 35);
 
     // 3. Read back before the fault is cleared.
-    auto main1 =
-        kafka::ReadTopic(config_.kafka_bootstrap, topic, kPartitions, "read_committed", 30s);
-    auto r1 = kafka::ReadTopic(config_.kafka_bootstrap, retry1, kPartitions, "read_committed", 30s);
-    auto r2 = kafka::ReadTopic(config_.kafka_bootstrap, retry2, kPartitions, "read_committed", 30s);
-    auto dlq1 =
-        kafka::ReadTopic(config_.kafka_bootstrap, dlq, kDlqPartitions, "read_committed", 30s);
+    auto reads = ReadAll({{topic, kPartitions},
+                          {retry1, kPartitions},
+                          {retry2, kPartitions},
+                          {dlq, kDlqPartitions}});
+    auto& main1 = reads[0];
+    auto& r1 = reads[1];
+    auto& r2 = reads[2];
+    auto& dlq1 = reads[3];
     for (const auto* rb : {&main1, &r1, &r2, &dlq1}) {
       if (!rb->complete) return Inconclusive(std::move(result), "read-back: " + rb->error);
     }
@@ -239,10 +256,9 @@ class DlqReplay final : public ExperimentBase {
     }
 
     // 6. Evidence, read back from the systems of record.
-    auto main2 =
-        kafka::ReadTopic(config_.kafka_bootstrap, topic, kPartitions, "read_committed", 30s);
-    auto dlq2 =
-        kafka::ReadTopic(config_.kafka_bootstrap, dlq, kDlqPartitions, "read_committed", 30s);
+    auto reads2 = ReadAll({{topic, kPartitions}, {dlq, kDlqPartitions}});
+    auto& main2 = reads2[0];
+    auto& dlq2 = reads2[1];
     if (!main2.complete) return Inconclusive(std::move(result), "read-back: " + main2.error);
     if (!dlq2.complete) return Inconclusive(std::move(result), "read-back: " + dlq2.error);
     std::int64_t replayed_in_topic[3] = {0, 0, 0};

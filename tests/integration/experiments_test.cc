@@ -4,9 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "harness.h"
+#include "runners/experiments/experiment_base.h"
+#include "runners/kafka/kafka_client.h"
 #include "runners/registry/schema_registry.h"
 
 namespace lab::testing {
@@ -101,6 +106,61 @@ TEST(Integration, E005DlqReplayWithoutDedup) {
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
   ExpectE005Consistent(o);
   EXPECT_EQ(M(o, "success", "duplicates"), M(o, "success", "dlq")) << Describe(o);
+}
+
+// E-005 stopped while its first consumer runs: it returns inconclusive ("cancelled") promptly,
+// and what it created is gone: its role processes, its topics, its MySQL rows.
+TEST(Integration, E005StopCleansUp) {
+  std::stop_source stop;
+  auto run = std::async(std::launch::async,
+                        [&] { return RunExperiment("E-005", {}, {}, false, stop.get_token()); });
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  auto stopped_at = std::chrono::steady_clock::now();
+  stop.request_stop();
+  auto o = run.get();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::seconds(20));
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kInconclusive) << Describe(o);
+  EXPECT_EQ(o.modes["success"].inconclusive.value_or(""), "cancelled") << Describe(o);
+  auto config = TestStackConfig();
+  auto admin = runners::kafka::Admin::Create(config.kafka_bootstrap);
+  ASSERT_TRUE(admin);
+  runners::mysql::MysqlConfig mc;
+  mc.host = config.mysql_host;
+  mc.port = config.mysql_port;
+  mc.user = config.mysql_user;
+  mc.password = config.mysql_password;
+  mc.database = config.mysql_database;
+  auto conn = runners::mysql::Connection::Open(mc);
+  ASSERT_TRUE(conn) << conn.error().message;
+  int processes = 0;
+  int topics = 0;
+  for (const auto& a : o.artifacts) {
+    if (a.kind == runners::kArtifactProcess) {
+      ++processes;
+      std::ifstream cmdline("/proc/" + a.name + "/cmdline");
+      std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+      EXPECT_EQ(text.find("lab-role"), std::string::npos) << "pid " << a.name << " still runs";
+    } else if (a.kind == runners::kArtifactTopic) {
+      ++topics;
+      bool gone = false;
+      for (int i = 0; i < 50 && !gone; ++i) {  // deletion reaches metadata within seconds
+        auto md = (*admin)->Metadata(a.name, std::chrono::milliseconds(2000));
+        gone = !md || md->partitions.empty();
+        if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      EXPECT_TRUE(gone) << a.name;
+    } else if (a.kind == runners::kArtifactRows) {
+      for (const char* table : {"orders", "outbox_event", "processed_event", "side_effect",
+                                "order_projection", "product", "replay_audit"}) {
+        auto rows = (*conn)->Query(
+            std::string("SELECT COUNT(*) FROM ") + table + " WHERE run_ns = ?", {a.name});
+        ASSERT_TRUE(rows) << rows.error().message;
+        EXPECT_EQ(rows->Scalar(), 0) << table << " " << a.name;
+      }
+    }
+  }
+  EXPECT_GE(processes, 1) << Describe(o);
+  EXPECT_EQ(topics, 4) << Describe(o);
 }
 
 // E-006: the same V1->V2 change (a new required field: refused under BACKWARD, accepted under
