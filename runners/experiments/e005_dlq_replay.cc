@@ -39,6 +39,9 @@ std::string Header(const kafka::Message& m, const std::string& name) {
   return "";
 }
 
+// A role that crashed or hung is a failure of the tooling, not evidence about the claim.
+bool Clean(const RoleOutcome& o) { return o.finished && o.status.exited && o.status.code == 0; }
+
 std::int64_t ProductId(const kafka::Message& m) {
   auto ev = nlohmann::json::parse(m.value, nullptr, false);
   return ev.is_object() ? ev.value("product_id", std::int64_t{-1}) : -1;
@@ -118,6 +121,11 @@ class DlqReplay final : public ExperimentBase {
                 {"--ns", ns, "--topic", topic, "--idle-exit-ms", "500"}, "outbox-relay", 60s);
     phase("outbox-relay");
     if (cancelled()) return Inconclusive(std::move(result), "cancelled");
+    if (!Clean(command) || !Clean(relay)) {
+      return Inconclusive(std::move(result),
+                          "command-service/outbox-relay did not finish cleanly: " +
+                              command.status.Describe() + " / " + relay.status.Describe());
+    }
     const std::int64_t committed =
         Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
     const std::int64_t unpublished = Count(
@@ -153,7 +161,7 @@ class DlqReplay final : public ExperimentBase {
     auto consumer1 = consumer("consumer-service#1", true);
     phase("consumer#1");
     if (cancelled()) return Inconclusive(std::move(result), "cancelled");
-    if (!consumer1.finished || consumer1.status.code != 0) {
+    if (!Clean(consumer1)) {
       return Inconclusive(std::move(result), "consumer-service#1 did not finish cleanly: " +
                                                  consumer1.status.Describe());
     }
@@ -243,12 +251,18 @@ class DlqReplay final : public ExperimentBase {
                   "replay-worker#" + std::to_string(round), 120s));
       phase("replay#" + std::to_string(round));
       if (cancelled()) return Inconclusive(std::move(result), "cancelled");
+      if (!Clean(replays.back())) {
+        return Inconclusive(std::move(result),
+                            "replay-worker#" + std::to_string(round) +
+                                " did not finish cleanly: " + replays.back().status.Describe());
+      }
       auto c = consumer("consumer-service#" + std::to_string(round + 1), dedup);
       phase("consumer#" + std::to_string(round + 1));
       if (cancelled()) return Inconclusive(std::move(result), "cancelled");
-      if (!c.finished) {
+      if (!Clean(c)) {
         return Inconclusive(std::move(result),
-                            "consumer-service#" + std::to_string(round + 1) + " did not finish");
+                            "consumer-service#" + std::to_string(round + 1) +
+                                " did not finish cleanly: " + c.status.Describe());
       }
       applied_after.push_back(
           Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns}));
