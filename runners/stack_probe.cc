@@ -20,17 +20,32 @@ namespace {
 using domain::PartHealth;
 using Ms = std::chrono::milliseconds;
 
-PartHealth CheckKafka(const StackConfig& config, Ms timeout) {
+constexpr Ms kStopSlice{100};  // how often a waiting probe looks at its stop token
+
+PartHealth Stopped(const std::string& part) {
+  return {part, false, 0, "", "not checked: the run was stopped before the part answered"};
+}
+
+PartHealth CheckKafka(const StackConfig& config, Ms timeout, const std::stop_token& stop) {
   PartHealth h{domain::kPartKafka, false, 0, "", ""};
   auto start = SteadyClock::now();
-  auto admin = kafka::Admin::Create(config.kafka_bootstrap, {{"socket.connection.setup.timeout.ms",
-                                                              std::to_string(std::max<long long>(1000, timeout.count()))}});
+  auto admin = kafka::Admin::Create(config.kafka_bootstrap,
+                                    {{"socket.connection.setup.timeout.ms",
+                                      std::to_string(std::max<long long>(1000, timeout.count()))}});
   if (!admin) {
     h.detail = admin.error().message;
     return h;
   }
-  auto md = (*admin)->Metadata("", timeout);
+  // The metadata request in short slices (librdkafka keeps connecting in the background between
+  // them), so a stop is seen within one slice instead of after the whole timeout.
+  auto deadline = start + timeout;
+  auto md = (*admin)->Metadata("", std::min(timeout, kStopSlice));
+  while (!md && !stop.stop_requested() && SteadyClock::now() < deadline) {
+    auto left = std::chrono::duration_cast<Ms>(deadline - SteadyClock::now());
+    md = (*admin)->Metadata("", std::clamp(left, Ms(1), kStopSlice));
+  }
   h.latency_ms = MsSince(start);
+  if (stop.stop_requested() && !md) return Stopped(h.part);
   if (!md) {
     h.detail = md.error().message;
     return h;
@@ -40,7 +55,7 @@ PartHealth CheckKafka(const StackConfig& config, Ms timeout) {
   for (const auto& [id, addr] : md->brokers) detail << " " << id << "@" << addr;
   h.ok = !md->brokers.empty();
   // The version as the brokers declare it: inter.broker.protocol.version of the first broker.
-  if (!md->brokers.empty()) {
+  if (!md->brokers.empty() && !stop.stop_requested()) {
     auto left = timeout - std::chrono::duration_cast<Ms>(SteadyClock::now() - start);
     auto configs = (*admin)->DescribeConfigs(RD_KAFKA_RESOURCE_BROKER,
                                              std::to_string(md->brokers.front().first),
@@ -130,10 +145,12 @@ PartHealth CheckRedis(const StackConfig& config, Ms timeout) {
   return h;
 }
 
-PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout) {
+PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout, const std::stop_token& stop) {
   PartHealth h{domain::kPartRedisCluster, false, 0, "", ""};
   std::string last;
   for (const auto& seed : config.redis_cluster_seeds) {
+    // Each seed may take the whole timeout; six of them must not outlive a stop.
+    if (stop.stop_requested()) return Stopped(h.part);
     auto colon = seed.rfind(':');
     auto start = SteadyClock::now();
     auto conn =
@@ -183,12 +200,14 @@ PartHealth CheckToxiproxy(const StackConfig& config, Ms timeout) {
   return h;
 }
 
-PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeout) {
-  if (part == domain::kPartKafka) return CheckKafka(config, timeout);
+PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeout,
+                    const std::stop_token& stop) {
+  if (stop.stop_requested()) return Stopped(part);
+  if (part == domain::kPartKafka) return CheckKafka(config, timeout, stop);
   if (part == domain::kPartRegistry) return CheckRegistry(config, timeout);
   if (part == domain::kPartMysql) return CheckMysql(config, timeout);
   if (part == domain::kPartRedis) return CheckRedis(config, timeout);
-  if (part == domain::kPartRedisCluster) return CheckRedisCluster(config, timeout);
+  if (part == domain::kPartRedisCluster) return CheckRedisCluster(config, timeout, stop);
   if (part == domain::kPartToxiproxy) return CheckToxiproxy(config, timeout);
   return {part, false, 0, "", "unknown stack part"};
 }
@@ -196,11 +215,16 @@ PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeo
 }  // namespace
 
 domain::PartHealth RealStackProbe::CheckPart(const std::string& part, Ms timeout) const {
-  return CheckOne(config_, part, timeout);
+  return CheckOne(config_, part, timeout, {});
 }
 
 std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::string>& parts,
                                                       Ms timeout) {
+  return Check(parts, timeout, {});
+}
+
+std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::string>& parts,
+                                                      Ms timeout, std::stop_token stop) {
   std::vector<std::string> wanted = parts;
   if (wanted.empty()) {
     wanted = {domain::kPartKafka, domain::kPartRegistry,     domain::kPartMysql,
@@ -212,15 +236,24 @@ std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::str
   for (const auto& part : wanted) {
     auto promise = std::make_shared<std::promise<domain::PartHealth>>();
     futures.push_back(promise->get_future());
-    std::thread([promise, config = config_, part, timeout] {
-      promise->set_value(CheckOne(config, part, timeout));
+    std::thread([promise, config = config_, part, timeout, stop] {
+      promise->set_value(CheckOne(config, part, timeout, stop));
     }).detach();
   }
   std::vector<domain::PartHealth> out;
   auto deadline = SteadyClock::now() + timeout * 2 + Ms(1000);
   for (size_t i = 0; i < wanted.size(); ++i) {
-    if (futures[i].wait_until(deadline) == std::future_status::ready) {
+    // Waits in slices so that a stop ends the wait at once; MySQL's and Redis's connects cannot
+    // be interrupted, so their threads are left to finish alone.
+    bool ready = false;
+    while (!(ready = futures[i].wait_for(Ms(0)) == std::future_status::ready) &&
+           !stop.stop_requested() && SteadyClock::now() < deadline) {
+      (void)futures[i].wait_until(std::min(deadline, SteadyClock::now() + kStopSlice));
+    }
+    if (ready) {
       out.push_back(futures[i].get());
+    } else if (stop.stop_requested()) {
+      out.push_back(Stopped(wanted[i]));
     } else {
       out.push_back({wanted[i], false, static_cast<double>(timeout.count()), "",
                      "did not answer within " + std::to_string(timeout.count()) + " ms"});

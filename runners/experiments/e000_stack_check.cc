@@ -20,7 +20,9 @@ class StackCheck final : public domain::ExperimentRunner {
     if (mode != "check") return Inconclusive(std::move(result), "unknown mode " + mode);
     auto timeout = std::chrono::milliseconds(domain::GetInt(ctx.params, "timeout_ms"));
     if (ctx.reporter) ctx.reporter->Step("asking every stack part for its version");
-    auto health = probe_.Check({}, timeout);
+    // The stop token (cancel, per-run timeout) ends the probe within ~100 ms, even when a part
+    // blocks for the whole timeout.
+    auto health = probe_.Check({}, timeout, ctx.stop);
     nlohmann::json details = nlohmann::json::object();
     double unreachable = 0;
     std::vector<std::string> missing;
@@ -43,6 +45,7 @@ class StackCheck final : public domain::ExperimentRunner {
     result.metrics["unreachable"] = unreachable;
     details["unreachable_parts"] = missing;
     result.details_json = details.dump();
+    if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "stopped mid-probe");
     if (ctx.reporter) ctx.reporter->Progress(100);
     return result;
   }
