@@ -75,6 +75,15 @@ void ApplyEnvironment(runners::StackConfig& s) {
   if (const char* v = env("LAB_MYSQL_USER")) s.mysql_user = v;
   if (const char* v = env("LAB_MYSQL_PASSWORD")) s.mysql_password = v;
   if (const char* v = env("LAB_MYSQL_DATABASE")) s.mysql_database = v;
+  // LAB_REDIS=host:port is how infra/stack.env states it; LAB_REDIS_HOST/PORT override it.
+  if (const char* v = env("LAB_REDIS")) {
+    std::string hp = v;
+    auto colon = hp.rfind(':');
+    if (colon != std::string::npos) {
+      s.redis_host = hp.substr(0, colon);
+      s.redis_port = std::atoi(hp.c_str() + colon + 1);
+    }
+  }
   if (const char* v = env("LAB_REDIS_HOST")) s.redis_host = v;
   if (const char* v = env("LAB_REDIS_PORT")) s.redis_port = std::atoi(v);
   if (const char* v = env("LAB_TOXIPROXY_URL")) s.toxiproxy_url = v;

@@ -742,7 +742,19 @@ HttpResponse Api::GetRun(const std::string& id) {
   auto steps = store_.Steps(id, 0, 100000);
   if (!steps.ok()) return ProblemFor(steps.error());
   HttpResponse r;
-  r.body = RunToJson(**run, &*steps).dump();
+  Json view = RunToJson(**run, &*steps);
+  if (!domain::IsTerminal((*run)->state)) {
+    // What the run has created so far: a user (or a test) can see what cleanup will remove.
+    auto artifacts = store_.Artifacts(id);
+    if (artifacts.ok()) {
+      Json by_mode = Json::object();
+      for (const auto& a : *artifacts) {
+        by_mode[a.mode].push_back({{"kind", a.artifact.kind}, {"name", a.artifact.name}});
+      }
+      view["artifacts"] = std::move(by_mode);
+    }
+  }
+  r.body = view.dump();
   if (domain::IsTerminal((*run)->state)) {
     std::lock_guard lock(cache_mu_);
     if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
