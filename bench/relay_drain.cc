@@ -1,7 +1,7 @@
 // relay_drain: the outbox relay's drain rate, side by side in one run with the raw librdkafka
 // produce rate of the same records (the physical ceiling for this client on this stack).
 //   relay_drain [--events N=100000] [--partitions P=6] [--batch B=5000] [--repeat R=3]
-//               [--mark-workers W=2]   (the relay's own options, passed through)
+//               [--mark-workers W=1]   (the relay's own options, passed through)
 // Per repetition, on a fresh run_ns and fresh topics:
 //   1. N outbox_event rows are bulk-inserted (multi-row INSERT; not timed).
 //   2. The real relay (`lab-role outbox-relay`, idempotent, acks=all) is started and timed from
@@ -41,7 +41,7 @@ struct Options {
   int partitions = 6;
   std::int64_t batch = 5000;
   int repeat = 3;
-  int mark_workers = 2;
+  int mark_workers = 1;
 };
 
 // The stack's endpoints from infra/stack.env (the stack's own statement of them).

@@ -95,7 +95,7 @@ Marked MarkAndCommit(mysql::Connection& conn, const std::vector<std::int64_t>& o
 
 }  // namespace
 
-// `--mark-workers W` (default 2) MySQL transactions may be marking at once: while batch k's
+// `--mark-workers W` (default 1) MySQL transactions may be marking at once: while batch k's
 // UPDATE and COMMIT run in a background task on its own connection, batch k+1 is selected on
 // another connection and produced — SKIP LOCKED skips batch k's rows, locked until their
 // commit. Why: the mark (an indexed column changed on every row) is the slowest step, and it
@@ -103,14 +103,15 @@ Marked MarkAndCommit(mysql::Connection& conn, const std::vector<std::int64_t>& o
 // records keep their id order in Kafka; after a batch with delivery failures every mark is
 // waited for, so the retried rows are selected before newer ones. With a failpoint armed,
 // earlier marks have committed before a batch's failpoints fire: a kill leaves exactly the
-// current batch unmarked, as in a relay without the overlap.
+// current batch unmarked, as in a relay without the overlap. More than one mark at once did not
+// pay on this stack (bench/README.md: the marks and the next SELECT contend on the same index).
 int RunOutboxRelay(const RoleArgs& args) {
   const std::string ns = args.Get("ns");
   const std::string topic = args.Get("topic");
   const std::int64_t batch = args.Int("batch", 5000);
   const auto idle_exit = std::chrono::milliseconds(args.Int("idle-exit-ms", 1500));
   const auto mark_workers =
-      static_cast<std::size_t>(std::clamp<std::int64_t>(args.Int("mark-workers", 2), 1, 8));
+      static_cast<std::size_t>(std::clamp<std::int64_t>(args.Int("mark-workers", 1), 1, 8));
   Failpoint failpoint(args);
   const bool failpoint_armed =
       failpoint.Armed("after-produce-before-flush") || failpoint.Armed("after-produce-before-mark");
