@@ -1,6 +1,8 @@
-// Each experiment against the real stack: it completes, its verdict is confirmed, and its
-// evidence is consistent with itself. Where a success mode can be flipped into its failure
-// practice, the metric must change with it. Requires `infra/stack.sh up`.
+// Each experiment against the real stack, queued through the HTTP API of the real server the way
+// a user queues it (RunThroughApi): it completes, its verdict is confirmed, and its evidence is
+// consistent with itself. Where a success mode can be flipped into its failure practice, the
+// metric must change with it. Tests that stop a run at a chosen moment drive the runner
+// in-process (RunExperiment with a stop token). Requires `infra/stack.sh up`.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "runners/experiments/experiment_base.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/registry/schema_registry.h"
+#include "tests/integration/api_harness.h"
 
 namespace lab::testing {
 namespace {
@@ -26,7 +29,7 @@ double M(const RunOutcome& o, const std::string& mode, const std::string& metric
 
 // E-000 answers for every part, and `unreachable` counts the parts that did not.
 TEST(Integration, E000StackCheck) {
-  auto o = RunExperiment("E-000", {});
+  auto o = RunThroughApi("E-000", {});
   double unreachable = 0;
   for (const auto& [k, v] : o.modes["check"].metrics) {
     if (k.size() > 10 && k.substr(k.size() - 10) == ".reachable") unreachable += v == 0 ? 1 : 0;
@@ -38,7 +41,7 @@ TEST(Integration, E000StackCheck) {
 
 // E-002: lost = committed - read_back in both modes; direct produce loses, the outbox does not.
 TEST(Integration, E002ProduceAfterCommit) {
-  auto o = RunExperiment("E-002", {});
+  auto o = RunThroughApi("E-002", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
     EXPECT_EQ(M(o, mode, "lost"), M(o, mode, "committed") - M(o, mode, "read_back"))
@@ -50,7 +53,7 @@ TEST(Integration, E002ProduceAfterCommit) {
 
 // E-003: duplicates = applied - unique; without dedup redelivery applies twice, with it never.
 TEST(Integration, E003ConsumeWithoutDedup) {
-  auto o = RunExperiment("E-003", {});
+  auto o = RunThroughApi("E-003", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
     EXPECT_EQ(M(o, mode, "duplicates"), M(o, mode, "applied") - M(o, mode, "unique"))
@@ -62,7 +65,7 @@ TEST(Integration, E003ConsumeWithoutDedup) {
 
 // E-004: lost = produced - processed; commit-then-process loses the in-flight batch.
 TEST(Integration, E004CommitBeforeProcess) {
-  auto o = RunExperiment("E-004", {});
+  auto o = RunThroughApi("E-004", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
     EXPECT_EQ(M(o, mode, "lost"), M(o, mode, "produced") - M(o, mode, "processed"))
@@ -91,7 +94,7 @@ void ExpectE005Consistent(const RunOutcome& o) {
 }
 
 TEST(Integration, E005DlqReplay) {
-  auto o = RunExperiment("E-005", {});
+  auto o = RunThroughApi("E-005", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   ExpectE005Consistent(o);
   EXPECT_EQ(M(o, "success", "total"), 300) << Describe(o);
@@ -102,7 +105,7 @@ TEST(Integration, E005DlqReplay) {
 // The practice flipped: the consumers of the replays run without processed_event, so the second
 // replay applies every replayed event's side effect again and the claim is not confirmed.
 TEST(Integration, E005DlqReplayWithoutDedup) {
-  auto o = RunExperiment("E-005", {{"dedup", std::string("none")}, {"events", std::int64_t{100}}});
+  auto o = RunThroughApi("E-005", {{"dedup", std::string("none")}, {"events", std::int64_t{100}}});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
   ExpectE005Consistent(o);
   EXPECT_EQ(M(o, "success", "duplicates"), M(o, "success", "dlq")) << Describe(o);
@@ -190,7 +193,7 @@ void ExpectE006Consistent(const RunOutcome& o, const std::vector<std::string>& m
 }
 
 TEST(Integration, E006SchemaRolloutOrder) {
-  auto o = RunExperiment("E-006", {});
+  auto o = RunThroughApi("E-006", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   ExpectE006Consistent(o, {"failure", "success"}, 400);
   // Producer first, consumers retry what they cannot parse: every partition stalls at its first
@@ -211,7 +214,7 @@ TEST(Integration, E006SchemaRolloutOrder) {
 // skip what they cannot parse): every V2 record is a parse failure, so the claim's success
 // side fails although the rollout order is right.
 TEST(Integration, E006ConsumersFirstWithoutDualReadFail) {
-  auto o = RunExperiment("E-006",
+  auto o = RunThroughApi("E-006",
                          {{"success_reader", std::string("strict-v1")},
                           {"on_parse_failure", std::string("skip")},
                           {"events", std::int64_t{200}}},
@@ -227,7 +230,7 @@ TEST(Integration, E006ConsumersFirstWithoutDualReadFail) {
 // E-007: while the transaction is open read_committed sees nothing (not even the later plain
 // record) though read_uncommitted sees them all; after commit everything is visible.
 TEST(Integration, E007OpenTransactionPinsLso) {
-  auto o = RunExperiment("E-007", {});
+  auto o = RunThroughApi("E-007", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   EXPECT_EQ(M(o, "success", "visible_uncommitted_open"), 11) << Describe(o);
   EXPECT_LE(M(o, "success", "last_stable_offset_open"), 0) << Describe(o);
@@ -238,7 +241,7 @@ TEST(Integration, E007OpenTransactionPinsLso) {
 // invalidation strategies).
 TEST(Integration, E001StandardPipeline) {
   for (const char* inv : {"del", "versioned"}) {
-    auto o = RunExperiment("E-001", {{"invalidation", std::string(inv)}});
+    auto o = RunThroughApi("E-001", {{"invalidation", std::string(inv)}});
     EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << inv << Describe(o);
     EXPECT_EQ(M(o, "success", "published"), M(o, "success", "commands")) << Describe(o);
   }
@@ -246,7 +249,7 @@ TEST(Integration, E001StandardPipeline) {
 
 // E-008: the naive mode's DB reads are counted in MySQL and dwarf the defended mode's.
 TEST(Integration, E008CacheStampede) {
-  auto o = RunExperiment("E-008", {});
+  auto o = RunThroughApi("E-008", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   EXPECT_EQ(M(o, "failure", "db_reads"), M(o, "failure", "client_loads")) << Describe(o);
   EXPECT_EQ(M(o, "success", "errors"), 0) << Describe(o);
@@ -256,7 +259,7 @@ TEST(Integration, E008CacheStampede) {
 // E-009 (pauses and kills brokers of the shared stack): acks=1 loses acknowledged records,
 // acks=all + min ISR 2 does not, and ISR < 2 is rejected with NOT_ENOUGH_REPLICAS.
 TEST(Integration, E009AcksDurability) {
-  auto o = RunExperiment("E-009", {});
+  auto o = RunThroughApi("E-009", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
     EXPECT_FALSE(o.modes[mode].inconclusive.has_value()) << mode << Describe(o);
