@@ -14,11 +14,13 @@
 //            it rejoins the ISR only after truncating its log to F's, so the loss is final.
 //   success: min.insync.replicas=2, unclean.leader.election.enable=false.
 //            events/2 produced with acks=all (idempotent) while both are in sync; F paused
-//            until the ISR is {L}; events/2 produced with acks=all, retries=0, not idempotent
-//            (librdkafka 2.0.2 retries NOT_ENOUGH_REPLICAS internally and would only report a
-//            timeout) -> rejected by the broker; a sample with the default idempotent producer
-//            records what an application sees instead; F resumed until it is back in the ISR;
-//            L killed; F elected (clean); read back from F; L restarted.
+//            until the ISR is {L}; single records until the leader itself rejects (its own ISR
+//            view can lag the controller's by ~5 s); events/2 produced with acks=all,
+//            retries=0, not idempotent (librdkafka 2.0.2 retries NOT_ENOUGH_REPLICAS internally
+//            and would only report a timeout) -> rejected by the broker; a sample with the
+//            default idempotent producer records what an application sees instead; F resumed
+//            until it is back in the ISR; L killed; F elected (clean); read back from F; L
+//            restarted.
 // Evidence: acknowledged = records with a successful delivery report; read_back = acknowledged
 // records a fresh consumer reads back from the partition's leader after the election;
 // lost_acked = acknowledged - read_back; rejected_isr = delivery reports NOT_ENOUGH_REPLICAS or
@@ -133,6 +135,7 @@ class AcksDurability final : public ExperimentBase {
     paused_.clear();
     killed_.clear();
     brokers_.clear();
+    metadata_broker_ = -1;
     auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
     if (!admin) return "kafka: " + admin.error().message;
     auto md = (*admin)->Metadata("", 5s);
@@ -164,9 +167,13 @@ class AcksDurability final : public ExperimentBase {
   Roles PickRoles(const std::string& mode) const {
     std::vector<int> ids;
     for (const auto& [id, addr] : brokers_) ids.push_back(id);
-    // A different leader per mode, so one broker is not killed twice in a row.
+    // A different leader per mode, so one broker is not killed twice in a row. The failure
+    // mode's healthy broker stays healthy in the success mode too: it is the one most likely
+    // to be the active KRaft controller afterwards (it held the only complete metadata log
+    // while the others were dead or paused), and pausing or killing the active controller adds
+    // a controller failover (~4 s) to the ISR shrink and the election.
     if (mode == "failure") return {ids[0], ids[1], ids[2]};
-    return {ids[1], ids[2], ids[0]};
+    return {ids[1], ids[0], ids[2]};
   }
 
   std::string CreatePartition(const domain::RunContext& ctx, const std::string& mode,
@@ -181,6 +188,7 @@ class AcksDurability final : public ExperimentBase {
       return "kafka: " + s.error().message;
     }
     Created(ctx, mode, result, kArtifactTopic, topic);
+    metadata_broker_ = roles.healthy;
     details["topic"] = topic;
     details["topic_config"] = configs;
     details["leader"] = roles.leader;
@@ -282,6 +290,34 @@ class AcksDurability final : public ExperimentBase {
     if (auto why = PauseFollowerUntilIsrShrinks(ctx, topic, roles, details); !why.empty())
       return why;
     Progress(ctx, 70);
+    // The metadata shows the controller's ISR; the leader decides with its own, which can lag:
+    // when the paused follower was the active controller, the leader's own ISR shrink is still
+    // in flight (to a controller that does not answer) and it keeps counting the follower for
+    // ~5 s — acks=all writes are appended then and wait for the follower until they time out.
+    // So single records are sent until the leader answers NOT_ENOUGH_REPLICAS (bounded).
+    ProduceOutcome until_rejected;
+    int attempts = 0;
+    auto probing = SteadyClock::now();
+    bool rejecting = WaitUntil(
+        [&] {
+          auto one = Produce(topic, "p" + std::to_string(attempts++) + "-", 1,
+                             {{"acks", "all"},
+                              {"enable.idempotence", "false"},
+                              {"retries", "0"},
+                              {"request.timeout.ms", "1000"},
+                              {"message.timeout.ms", "1500"}},
+                             3s);
+          until_rejected.acked.insert(one.acked.begin(), one.acked.end());
+          for (const auto& [name, n] : one.errors) until_rejected.errors[name] += n;
+          return RejectedIsr(one) > 0;
+        },
+        20s, ctx.stop, 100ms);
+    details["isr_probe_until_leader_rejects"] = {{"attempts", attempts},
+                                                 {"ms", MsSince(probing)},
+                                                 {"rejecting", rejecting},
+                                                 {"acknowledged", until_rejected.acked.size()},
+                                                 {"errors", until_rejected.errors}};
+    if (ctx.stop.stop_requested()) return "cancelled";
     // The raw broker answer (retries=0, not idempotent), and concurrently what the default
     // idempotent producer makes of it; both are recorded per configuration.
     auto idempotent_probe = std::async(std::launch::async, [&] {
@@ -337,8 +373,10 @@ class AcksDurability final : public ExperimentBase {
     std::set<std::string> acked = in_sync.acked;
     acked.insert(rejected.acked.begin(), rejected.acked.end());
     acked.insert(idempotent.acked.begin(), idempotent.acked.end());
-    if (auto why = Evidence(ctx, result, topic, acked,
-                            RejectedIsr(rejected) + RejectedIsr(idempotent), details);
+    acked.insert(until_rejected.acked.begin(), until_rejected.acked.end());
+    if (auto why = Evidence(
+            ctx, result, topic, acked,
+            RejectedIsr(rejected) + RejectedIsr(idempotent) + RejectedIsr(until_rejected), details);
         !why.empty()) {
       return why;
     }
@@ -437,6 +475,9 @@ class AcksDurability final : public ExperimentBase {
     result.metrics["rejected_isr"] = rejected_isr;
     details["records_read"] = read.messages.size();
     details["distinct_keys_read"] = last_read_.size();
+    // Records in the log that were never acknowledged (appended, then timed out or rejected
+    // after the append): present, but not part of the durability promise.
+    details["unacknowledged_keys_read"] = static_cast<std::int64_t>(last_read_.size()) - read_back;
     Step(ctx, "acknowledged=" + std::to_string(acknowledged) + " read_back=" +
                   std::to_string(read_back) + " lost_acked=" + std::to_string(lost) +
                   " rejected_isr=" + std::to_string(rejected_isr));
@@ -501,8 +542,12 @@ class AcksDurability final : public ExperimentBase {
   }
 
   std::optional<kafka::PartitionInfo> Partition(const std::string& topic) const {
-    // A fresh client each time: one that has seen the old leader may answer from a stale cache.
-    auto admin = kafka::Admin::Create(AliveBootstrap());
+    // Asked of the healthy broker only, with a fresh client each time: a broker just resumed
+    // answers from its stale metadata cache for a while (observed: the ISR from before its
+    // pause, while it was not yet back in it), and a client that has seen the old leader may
+    // answer from its own cache.
+    auto it = brokers_.find(metadata_broker_);
+    auto admin = kafka::Admin::Create(it != brokers_.end() ? it->second : AliveBootstrap());
     if (!admin) return std::nullopt;
     auto md = (*admin)->Metadata(topic, 3s);
     if (!md || md->partitions.empty()) return std::nullopt;
@@ -575,6 +620,7 @@ class AcksDurability final : public ExperimentBase {
   std::map<int, std::string> brokers_;  // id -> host:port, from the metadata
   std::set<int> paused_;
   std::set<int> killed_;
+  int metadata_broker_ = -1;  // the broker never faulted in this mode: metadata is asked of it
   SteadyClock::time_point kill_time_{};
   std::set<std::string> last_read_;  // keys of the last read-back
 };
