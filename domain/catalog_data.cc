@@ -261,9 +261,11 @@ std::vector<ExperimentSpec> Build() {
        "acks=1 with a lagging follower loses acknowledged records when the leader dies and "
        "an unclean election follows; acks=all + min.insync.replicas=2 loses none and rejects "
        "writes when ISR < 2",
-       "a topic with unclean election allowed; followers stopped so they lag; acks=1 "
-       "produce; leader killed; followers return and one is elected; then the same with "
-       "acks=all + min ISR 2",
+       "a one-partition topic on a leader and one follower (the third broker keeps the "
+       "controller quorum), unclean election allowed; the follower paused until it leaves "
+       "the ISR; acks=1 produce; leader killed (SIGKILL); the follower resumes and is elected "
+       "unclean; then acks=all + min ISR 2: writes refused while the ISR is 1, a clean "
+       "failover loses nothing",
        "acknowledged counts delivery reports without error; read_back counts what a fresh "
        "consumer reads; lost_acked = acknowledged - read_back; rejected_isr counts "
        "NOT_ENOUGH_REPLICAS outcomes",

@@ -48,7 +48,6 @@ TEST(Integration, E002ProduceAfterCommit) {
         << mode << Describe(o);
     EXPECT_EQ(M(o, mode, "committed"), 500) << mode;
   }
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // E-003: duplicates = applied - unique; without dedup redelivery applies twice, with it never.
@@ -60,7 +59,6 @@ TEST(Integration, E003ConsumeWithoutDedup) {
         << mode << Describe(o);
     EXPECT_GT(M(o, mode, "redelivered_in_topic"), 0) << mode << Describe(o);
   }
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // E-004: lost = produced - processed; commit-then-process loses the in-flight batch.
@@ -71,7 +69,6 @@ TEST(Integration, E004CommitBeforeProcess) {
     EXPECT_EQ(M(o, mode, "lost"), M(o, mode, "produced") - M(o, mode, "processed"))
         << mode << Describe(o);
   }
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // E-005: poisoned events (their product row is missing in MySQL) go through both retry topics
@@ -99,7 +96,6 @@ TEST(Integration, E005DlqReplay) {
   ExpectE005Consistent(o);
   EXPECT_EQ(M(o, "success", "total"), 300) << Describe(o);
   EXPECT_EQ(M(o, "success", "duplicates"), 0) << Describe(o);
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // The practice flipped: the consumers of the replays run without processed_event, so the second
@@ -207,7 +203,6 @@ TEST(Integration, E006SchemaRolloutOrder) {
   EXPECT_GE(M(o, "success", "schema_fetches"), 2) << Describe(o);
   EXPECT_EQ(M(o, "success", "converged"), 1) << Describe(o);
   EXPECT_GE(M(o, "success", "time_to_converge_ms"), 0) << Describe(o);
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // The flip: the success mode deploys strict V1 consumers instead of dual-read ones (and they
@@ -253,7 +248,6 @@ TEST(Integration, E008CacheStampede) {
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   EXPECT_EQ(M(o, "failure", "db_reads"), M(o, "failure", "client_loads")) << Describe(o);
   EXPECT_EQ(M(o, "success", "errors"), 0) << Describe(o);
-  EXPECT_LT(o.seconds, 60) << Describe(o);
 }
 
 // E-009 (pauses and kills brokers of the shared stack): acks=1 loses acknowledged records,
