@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
@@ -143,7 +144,20 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
   }
   if (!topics.empty() || !groups.empty()) {
     if (auto admin = kafka::Admin::Create(config_.kafka_bootstrap)) {
-      for (const auto& g : groups) (void)(*admin)->DeleteGroup(g, std::chrono::milliseconds(5000));
+      // A member killed a moment ago still holds its group until the coordinator's session
+      // timeout (6 s) expires, and a non-empty group cannot be deleted: retry, bounded.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      for (const auto& g : groups) {
+        for (;;) {
+          auto s = (*admin)->DeleteGroup(g, std::chrono::milliseconds(5000));
+          if (s) break;
+          if (std::chrono::steady_clock::now() >= deadline) {
+            Step(ctx, "cleanup: " + s.error().message);
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+      }
       if (auto s = (*admin)->DeleteTopics(topics, std::chrono::milliseconds(15000)); !s) {
         Step(ctx, "cleanup: " + s.error().message);
       }

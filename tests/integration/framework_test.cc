@@ -151,8 +151,10 @@ TEST(Framework, CancelMidRunLeavesNothingBehind) {
   Json running = WaitView(
       id,
       [](const Json& v) {
+        const std::string state = v.value("state", "");
+        if (state == "queued") return false;
         auto a = ArtifactsOf(v);
-        return v.value("state", "") != "running" ||
+        return state != "running" ||
                (HasKind(a, "process") && HasKind(a, "kafka-topic") && HasKind(a, "mysql-rows"));
       },
       90s);
