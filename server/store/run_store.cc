@@ -16,6 +16,33 @@ using domain::Status;
 
 namespace {
 
+// One write of the store: BEGIN IMMEDIATE … COMMIT, and the in-memory head of the audit chain.
+// Entries appended inside a transaction that does not commit never happened, so the head they
+// advanced is put back unless Commit() succeeds — on every return path, without each writer
+// having to remember it.
+class WriteTransaction {
+ public:
+  WriteTransaction(SqliteDb& db, std::optional<domain::AuditEntry>& audit_head)
+      : tx_(db), audit_head_(audit_head), saved_(audit_head) {}
+  ~WriteTransaction() {
+    if (!committed_) audit_head_ = saved_;
+  }
+  WriteTransaction(const WriteTransaction&) = delete;
+  WriteTransaction& operator=(const WriteTransaction&) = delete;
+  Status status() const { return tx_.status(); }
+  Status Commit() {
+    auto s = tx_.Commit();
+    committed_ = s.ok();
+    return s;
+  }
+
+ private:
+  Transaction tx_;
+  std::optional<domain::AuditEntry>& audit_head_;
+  std::optional<domain::AuditEntry> saved_;
+  bool committed_ = false;
+};
+
 constexpr const char* kRunColumns =
     "seq, id, experiment, state, verdict, verdict_reason, request_json, result_json, progress, "
     "progress_step, error, actor, created_at, started_at, finished_at";
@@ -178,12 +205,10 @@ Status RunStore::AppendAudit(const std::string& action, const std::string& targe
                              const std::string& before, const std::string& after,
                              const Actor& actor) {
   std::lock_guard lock(write_mu_);
-  auto saved = last_audit_;
-  Transaction tx(*writer_);
+  WriteTransaction tx(*writer_, last_audit_);
   if (!tx.status().ok()) return tx.status();
   auto s = AppendAuditLocked(action, target, before, after, actor);
   if (s.ok()) s = tx.Commit();
-  if (!s.ok()) last_audit_ = saved;
   return s;
 }
 
@@ -191,8 +216,7 @@ Result<Recovery> RunStore::Recover() {
   Recovery recovery;
   {
     std::lock_guard lock(write_mu_);
-    auto saved = last_audit_;
-    Transaction tx(*writer_);
+    WriteTransaction tx(*writer_, last_audit_);
     if (!tx.status().ok()) return tx.status().error();
     auto running = writer_->Prepare("SELECT id FROM runs WHERE state = 'running' ORDER BY seq");
     if (!running.ok()) return running.error();
@@ -208,14 +232,10 @@ Result<Recovery> RunStore::Recover() {
       if (auto s = AppendAuditLocked("run.interrupted", id, R"({"state":"running"})",
                                      R"({"state":"interrupted"})", Actor{"system", ""});
           !s.ok()) {
-        last_audit_ = saved;
         return s.error();
       }
     }
-    if (auto s = tx.Commit(); !s.ok()) {
-      last_audit_ = saved;
-      return s.error();
-    }
+    if (auto s = tx.Commit(); !s.ok()) return s.error();
   }
   RunFilter filter;
   filter.state = "queued";
@@ -237,12 +257,7 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
                                          const std::optional<std::string>& idempotency_key,
                                          const std::string& body_hash) {
   std::lock_guard lock(write_mu_);
-  auto saved = last_audit_;
-  auto fail = [&](const domain::Error& e) -> Result<RunRecord> {
-    last_audit_ = saved;
-    return e;
-  };
-  Transaction tx(*writer_);
+  WriteTransaction tx(*writer_, last_audit_);
   if (!tx.status().ok()) return tx.status().error();
   run.state = domain::RunState::kQueued;
   run.created_at = Now();
@@ -250,7 +265,7 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
   auto q = writer_->Prepare(
       "INSERT INTO runs (id, experiment, state, request_json, actor, created_at) VALUES (?, ?, "
       "'queued', ?, ?, ?)");
-  if (!q.ok()) return fail(q.error());
+  if (!q.ok()) return q.error();
   if (auto s = q->Bind(1, run.id)
                    .Bind(2, run.experiment)
                    .Bind(3, run.request_json)
@@ -258,14 +273,14 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
                    .Bind(5, run.created_at)
                    .Run();
       !s.ok()) {
-    return fail(s.error());
+    return s.error();
   }
   run.seq = sqlite3_last_insert_rowid(writer_->handle());
   if (idempotency_key) {
     auto k = writer_->Prepare(
         "INSERT INTO idempotency_keys (actor, key, body_hash, run_id, created_at) VALUES (?, ?, ?, "
         "?, ?)");
-    if (!k.ok()) return fail(k.error());
+    if (!k.ok()) return k.error();
     if (auto s = k->Bind(1, actor.name)
                      .Bind(2, *idempotency_key)
                      .Bind(3, body_hash)
@@ -273,15 +288,15 @@ Result<RunRecord> RunStore::InsertQueued(RunRecord run, const Actor& actor,
                      .Bind(5, run.created_at)
                      .Run();
         !s.ok()) {
-      return fail(MakeError(ErrorCode::kConflict, "idempotency key in use: " + s.error().message));
+      return MakeError(ErrorCode::kConflict, "idempotency key in use: " + s.error().message);
     }
   }
   std::string after = R"({"state":"queued","experiment":")" + run.experiment + R"(","request":)" +
                       run.request_json + "}";
   if (auto s = AppendAuditLocked("run.queued", run.id, "", after, actor); !s.ok()) {
-    return fail(s.error());
+    return s.error();
   }
-  if (auto s = tx.Commit(); !s.ok()) return fail(s.error());
+  if (auto s = tx.Commit(); !s.ok()) return s.error();
   return run;
 }
 
@@ -310,21 +325,16 @@ Result<std::optional<RunRecord>> RunStore::GetWith(SqliteDb& db, const std::stri
 Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransition& change,
                                        const Actor& actor) {
   std::lock_guard lock(write_mu_);
-  auto saved = last_audit_;
-  auto fail = [&](const domain::Error& e) -> Result<RunRecord> {
-    last_audit_ = saved;
-    return e;
-  };
-  Transaction tx(*writer_);
+  WriteTransaction tx(*writer_, last_audit_);
   if (!tx.status().ok()) return tx.status().error();
   auto current = GetWith(*writer_, id);
-  if (!current.ok()) return fail(current.error());
-  if (!current->has_value()) return fail(MakeError(ErrorCode::kNotFound, "no run " + id));
+  if (!current.ok()) return current.error();
+  if (!current->has_value()) return MakeError(ErrorCode::kNotFound, "no run " + id);
   RunRecord run = std::move(**current);
-  if (auto s = domain::CheckTransition(run.state, change.to); !s.ok()) return fail(s.error());
+  if (auto s = domain::CheckTransition(run.state, change.to); !s.ok()) return s.error();
   if (domain::IsTerminal(change.to) && !domain::VerdictAllowed(change.to, change.verdict)) {
-    return fail(MakeError(ErrorCode::kInternal, "a " + std::string(domain::ToString(change.to)) +
-                                                    " run cannot carry that verdict"));
+    return MakeError(ErrorCode::kInternal, "a " + std::string(domain::ToString(change.to)) +
+                                               " run cannot carry that verdict");
   }
   std::string before = StateJson(run.state, run.verdict);
   std::string now = Now();
@@ -341,7 +351,7 @@ Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransitio
   auto u = writer_->Prepare(
       "UPDATE runs SET state = ?, verdict = ?, verdict_reason = ?, result_json = ?, error = ?, "
       "started_at = ?, finished_at = ?, progress = ? WHERE id = ?");
-  if (!u.ok()) return fail(u.error());
+  if (!u.ok()) return u.error();
   std::optional<std::string> verdict;
   if (run.verdict) verdict = std::string(domain::ToString(*run.verdict));
   if (auto s = u->Bind(1, domain::ToString(run.state))
@@ -355,13 +365,13 @@ Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransitio
                    .Bind(9, id)
                    .Run();
       !s.ok()) {
-    return fail(s.error());
+    return s.error();
   }
   std::string after = StateJson(run.state, run.verdict);
   if (auto s = AppendAuditLocked(change.audit_action, id, before, after, actor); !s.ok()) {
-    return fail(s.error());
+    return s.error();
   }
-  if (auto s = tx.Commit(); !s.ok()) return fail(s.error());
+  if (auto s = tx.Commit(); !s.ok()) return s.error();
   if (domain::IsTerminal(run.state)) ++finished_generation_;
   return run;
 }
@@ -543,8 +553,7 @@ Result<std::optional<std::string>> RunStore::GetSetting(const std::string& key) 
 Status RunStore::SetSetting(const std::string& key, const std::optional<std::string>& value,
                             const std::string& audit_action, const Actor& actor) {
   std::lock_guard lock(write_mu_);
-  auto saved = last_audit_;
-  Transaction tx(*writer_);
+  WriteTransaction tx(*writer_, last_audit_);
   if (!tx.status().ok()) return tx.status();
   std::string before;
   {
@@ -559,11 +568,9 @@ Status RunStore::SetSetting(const std::string& key, const std::optional<std::str
   if (value) q->Bind(2, *value);
   if (auto s = q->Run(); !s.ok()) return s;
   if (auto s = AppendAuditLocked(audit_action, key, before, value.value_or(""), actor); !s.ok()) {
-    last_audit_ = saved;
     return s;
   }
   auto s = tx.Commit();
-  if (!s.ok()) last_audit_ = saved;
   return s;
 }
 
