@@ -11,10 +11,7 @@ std::string MetricsText(HttpClient& c) { return c.Get("/metrics").body; }
 
 // Queue full: with 1 worker busy and 2 runs waiting, the next POST is 503 + Retry-After, fast.
 TEST_F(AdmissionE2E, QueueFullIs503WithRetryAfter) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1", "--queue-capacity", "2"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled({"--workers", "1", "--queue-capacity", "2"});
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string busy = Queue(http, BlockedRunBody(10000));
@@ -30,7 +27,8 @@ TEST_F(AdmissionE2E, QueueFullIs503WithRetryAfter) {
   EXPECT_GT(std::atoi(full.Header("retry-after").c_str()), 0);
   EXPECT_LT(took, 1s) << "an overloaded server must say no quickly";
   EXPECT_EQ(CountRuns(http), 3) << "the refused run was stored";
-  EXPECT_NE(MetricsText(http).find(R"(lab_admission_rejections_total{reason="queue_full"} 1)"), std::string::npos);
+  EXPECT_NE(MetricsText(http).find(R"(lab_admission_rejections_total{reason="queue_full"} 1)"),
+            std::string::npos);
   EXPECT_NE(MetricsText(http).find("lab_queue_depth 2"), std::string::npos);
   EXPECT_NE(MetricsText(http).find("lab_workers_busy 1"), std::string::npos);
   EXPECT_NE(MetricsText(http).find(R"(lab_run_active{experiment="E-000"} 1)"), std::string::npos);
@@ -52,7 +50,8 @@ TEST_F(AdmissionE2E, RateLimitIs429WithRetryAfter) {
   auto post = http.PostJson("/experiments/E-000/runs", FastRunBody());
   EXPECT_EQ(post.status, 429);
   EXPECT_EQ(http.Get("/healthz").status, 200) << "probes are not rate limited";
-  EXPECT_NE(MetricsText(http).find(R"(lab_admission_rejections_total{reason="rate_limited"})"), std::string::npos);
+  EXPECT_NE(MetricsText(http).find(R"(lab_admission_rejections_total{reason="rate_limited"})"),
+            std::string::npos);
   // Tokens come back at 2/s.
   EXPECT_TRUE(WaitFor([&] { return http.Get("/runs").status == 200; }, 3s));
 }
@@ -149,12 +148,16 @@ TEST_F(AdmissionE2E, CrossSiteMutationsAreRefused) {
   auto server = Start(Options());
   ASSERT_NE(server, nullptr);
   auto http = server->client();
-  auto evil = http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Origin", "http://evil.example"}});
+  auto evil =
+      http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Origin", "http://evil.example"}});
   EXPECT_EQ(evil.status, 403);
   EXPECT_TRUE(IsProblem(evil));
-  auto fetch = http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Sec-Fetch-Site", "cross-site"}});
+  auto fetch =
+      http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Sec-Fetch-Site", "cross-site"}});
   EXPECT_EQ(fetch.status, 403);
-  EXPECT_EQ(http.PostJson("/halt", {{"reason", "csrf"}}, {{"Origin", "http://evil.example"}}).status, 403);
+  EXPECT_EQ(
+      http.PostJson("/halt", {{"reason", "csrf"}}, {{"Origin", "http://evil.example"}}).status,
+      403);
   EXPECT_EQ(http.Delete("/halt", {{"Sec-Fetch-Site", "cross-site"}}).status, 403);
   EXPECT_EQ(CountRuns(http), 0);
   EXPECT_FALSE(http.Get("/halt").json().value("halted", true));
@@ -168,15 +171,14 @@ TEST_F(AdmissionE2E, CrossSiteMutationsAreRefused) {
   auto cancel = http.Post("/runs/" + id + "/cancel", "", {{"Origin", "http://evil.example"}});
   EXPECT_EQ(cancel.status, 403);
   // A cross-site GET is harmless and allowed.
-  EXPECT_EQ(http.Get("/runs", {{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}}).status, 200);
+  EXPECT_EQ(http.Get("/runs", {{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}})
+                .status,
+            200);
 }
 
 // Cancel: a queued run → 202 and cancelled at once; a running run → 202 and ends cancelled.
 TEST_F(AdmissionE2E, CancelQueuedAndRunning) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string running = Queue(http, BlockedRunBody(2500));
@@ -213,10 +215,7 @@ TEST_F(AdmissionE2E, CancelQueuedAndRunning) {
 // MySQL and Redis are a silent listener here, so E-000's probe would block for the whole
 // timeout_ms (7 s); it must honour its stop token mid-probe and end close to the 5 s deadline.
 TEST_F(AdmissionE2E, PerRunTimeout) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   Json body = BlockedRunBody(7000);
@@ -237,10 +236,7 @@ TEST_F(AdmissionE2E, PerRunTimeout) {
 
 // Halt: needs a reason; cancels running runs; new runs 503 until DELETE /halt; survives restart.
 TEST_F(AdmissionE2E, HaltAndLift) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string running = Queue(http, BlockedRunBody(2000));

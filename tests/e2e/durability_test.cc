@@ -35,7 +35,8 @@ class DurabilityE2E : public E2E {
     std::string state;
     if (sqlite3_open_v2(DbPath().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
       sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v2(db, "SELECT state FROM runs WHERE id = ?", -1, &stmt, nullptr) == SQLITE_OK) {
+      if (sqlite3_prepare_v2(db, "SELECT state FROM runs WHERE id = ?", -1, &stmt, nullptr) ==
+          SQLITE_OK) {
         sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
         if (sqlite3_step(stmt) == SQLITE_ROW) {
           state = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
@@ -115,10 +116,7 @@ TEST_F(DurabilityE2E, KillNineLosesNoAcceptedRun) {
 // After a crash: the run that was running becomes interrupted with the reason; the queued one
 // runs after the restart.
 TEST_F(DurabilityE2E, RestartInterruptsRunningAndRunsQueued) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string running = Queue(http, BlockedRunBody(10000));
@@ -146,10 +144,7 @@ TEST_F(DurabilityE2E, RestartInterruptsRunningAndRunsQueued) {
 // SIGTERM: exits 0 within a bound; the running run ends cancelled (cleanup ran) and a queued run
 // is not started during the shutdown — it stays queued and runs after the next start.
 TEST_F(DurabilityE2E, SigtermCancelsRunningAndExitsZero) {
-  SilentListener stalled;
-  auto o = Options({"--workers", "1"});
-  o.env = StalledStackEnv(stalled);
-  auto server = Start(o);
+  auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string running = Queue(http, BlockedRunBody(2500));

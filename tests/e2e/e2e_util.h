@@ -48,6 +48,14 @@ class E2E : public ::testing::Test {
     return r.json().value("id", "");
   }
 
+  // A server whose MySQL and Redis accept and never answer, so an E-000 run stays running for
+  // about its timeout_ms (one worker unless `extra` says otherwise).
+  std::unique_ptr<LabServer> StartStalled(std::vector<std::string> extra = {"--workers", "1"}) {
+    auto o = Options(std::move(extra));
+    o.env = StalledStackEnv(stalled_);
+    return Start(std::move(o));
+  }
+
   static Json GetRun(HttpClient& c, const std::string& id) {
     auto r = c.Get("/runs/" + id);
     if (r.status != 200) return Json();
@@ -68,7 +76,8 @@ class E2E : public ::testing::Test {
     return last;
   }
 
-  static Json WaitTerminal(HttpClient& c, const std::string& id, std::chrono::milliseconds timeout = 20s) {
+  static Json WaitTerminal(HttpClient& c, const std::string& id,
+                           std::chrono::milliseconds timeout = 20s) {
     return WaitState(c, id, TerminalStates(), timeout);
   }
 
@@ -96,6 +105,7 @@ class E2E : public ::testing::Test {
   }
 
   TempDir dir_;
+  SilentListener stalled_;  // outlives every server of the test, restarts included
 };
 
 }  // namespace lab::e2e
