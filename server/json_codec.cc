@@ -196,6 +196,14 @@ Json RunToJson(const RunRecord& run, const std::vector<StepRecord>* steps) {
   return j;
 }
 
+Json ArtifactsByMode(const std::vector<ArtifactRecord>& records) {
+  Json out = Json::object();
+  for (const auto& r : records) {
+    out[r.mode].push_back({{"kind", r.artifact.kind}, {"name", r.artifact.name}});
+  }
+  return out;
+}
+
 Json AuditToJson(const domain::AuditEntry& e) {
   auto maybe_json = [](const std::string& text) {
     if (text.empty()) return Json();

@@ -31,6 +31,9 @@ Json ExperimentToJson(const domain::ExperimentSpec& spec, bool available);
 // The run resource. `steps` is included when non-null.
 Json RunToJson(const RunRecord& run, const std::vector<StepRecord>* steps);
 
+// A run's artifacts grouped by mode: {"mode": [{"kind", "name"}, ...]}.
+Json ArtifactsByMode(const std::vector<ArtifactRecord>& records);
+
 Json AuditToJson(const domain::AuditEntry& entry);
 
 }  // namespace lab::server

@@ -745,13 +745,8 @@ HttpResponse Api::GetRun(const std::string& id) {
   Json view = RunToJson(**run, &*steps);
   if (!domain::IsTerminal((*run)->state)) {
     // What the run has created so far: a user (or a test) can see what cleanup will remove.
-    auto artifacts = store_.Artifacts(id);
-    if (artifacts.ok()) {
-      Json by_mode = Json::object();
-      for (const auto& a : *artifacts) {
-        by_mode[a.mode].push_back({{"kind", a.artifact.kind}, {"name", a.artifact.name}});
-      }
-      view["artifacts"] = std::move(by_mode);
+    if (auto artifacts = store_.Artifacts(id); artifacts.ok()) {
+      view["artifacts"] = ArtifactsByMode(*artifacts);
     }
   }
   r.body = view.dump();

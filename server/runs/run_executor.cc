@@ -92,14 +92,6 @@ std::string NamespaceFor(const std::string& run_id, int repetition) {
   return ns;
 }
 
-Json ArtifactsByMode(const std::vector<ArtifactRecord>& records) {
-  Json out = Json::object();
-  for (const auto& r : records) {
-    out[r.mode].push_back({{"kind", r.artifact.kind}, {"name", r.artifact.name}});
-  }
-  return out;
-}
-
 }  // namespace
 
 RunExecutor::RunExecutor(RunStore& store, std::map<std::string, domain::ExperimentRunner*> runners,
