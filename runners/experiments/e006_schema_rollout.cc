@@ -242,6 +242,13 @@ class SchemaRollout final : public ExperimentBase {
 
     std::vector<std::pair<std::string, ChildProcess>> consumers;
     std::vector<RoleOutcome> consumer_outcomes;
+    // What each running consumer said last, for the step log when a wait runs out.
+    auto log_consumers = [&] {
+      for (auto& [label, c] : consumers) {
+        auto log = c.ReadLog();
+        Step(ctx, label + " log: " + log.substr(log.size() > 400 ? log.size() - 400 : 0));
+      }
+    };
     auto deploy = [&](const std::string& read, const std::string& generation) -> bool {
       for (int i = 1; i <= kConsumers; ++i) {
         std::string label = "consumer-" + generation + "#" + std::to_string(i);
@@ -256,24 +263,21 @@ class SchemaRollout final : public ExperimentBase {
         }
         consumers.emplace_back(label, std::move(*child));
       }
-      // Deployed = every process of this generation has partitions (3 over 2 consumers).
+      // Deployed = the group is stable: every process of this generation has partitions and
+      // together they hold all of them (3 over 2 consumers).
       bool ok = WaitUntil(
           [&] {
+            std::int64_t total = 0;
             for (auto& [label, c] : consumers) {
               if (c.Wait(0ms, ctx.stop)) return false;  // died
-              auto log = c.ReadLog();
-              auto at = log.rfind("assigned=");
-              if (at == std::string::npos || log.compare(at, 11, "assigned=0\n") == 0) return false;
+              std::int64_t assigned = ToInt(LastRoleValue(c.ReadLog(), "assigned").value_or(""));
+              if (assigned <= 0) return false;
+              total += assigned;
             }
-            return true;
+            return total == kPartitions;
           },
           30s, ctx.stop);
-      if (!ok) {
-        for (auto& [label, c] : consumers) {
-          auto log = c.ReadLog();
-          Step(ctx, label + " log: " + log.substr(log.size() > 400 ? log.size() - 400 : 0));
-        }
-      }
+      if (!ok) log_consumers();
       return ok;
     };
     auto retire = [&] {
@@ -322,6 +326,7 @@ class SchemaRollout final : public ExperimentBase {
                     ")");
     }
     if (!drained(20s)) {
+      log_consumers();
       retire();
       return finish("the strict V1 consumers did not consume the V1 half within 20 s");
     }

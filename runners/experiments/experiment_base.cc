@@ -199,6 +199,25 @@ std::string RoleOutcome::Value(const std::string& key, const std::string& def) c
   return it == values.end() ? def : it->second;
 }
 
+std::multimap<std::string, std::string> ParseRoleOutput(const std::string& output) {
+  std::multimap<std::string, std::string> values;
+  std::istringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    values.emplace(line.substr(0, eq), line.substr(eq + 1));  // equal keys keep their order
+  }
+  return values;
+}
+
+std::optional<std::string> LastRoleValue(const std::string& output, const std::string& key) {
+  auto values = ParseRoleOutput(output);
+  auto [first, last] = values.equal_range(key);
+  if (first == last) return std::nullopt;
+  return std::prev(last)->second;
+}
+
 std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages) {
   std::map<std::string, int> counts;
   for (const auto& m : messages) {
@@ -248,17 +267,11 @@ RoleOutcome ExperimentBase::WaitRole(const domain::RunContext& ctx, ChildProcess
     outcome.finished = true;
     outcome.status = *status;
   }
-  std::istringstream lines(process.ReadLog());
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = line.substr(0, eq);
-    std::string value = line.substr(eq + 1);
+  outcome.values = ParseRoleOutput(process.ReadLog());
+  for (const auto& [key, value] : outcome.values) {
     if (key == "client_library_failure")
       result.client_library_failures.push_back(label + ": " + value);
-    if (key == "error" || key == "failpoint") Step(ctx, label + ": " + line);
-    outcome.values.emplace(key, value);
+    if (key == "error" || key == "failpoint") Step(ctx, label + ": " + key + "=" + value);
   }
   if (outcome.finished) Step(ctx, label + ": " + outcome.status.Describe());
   std::remove(process.log_path().c_str());

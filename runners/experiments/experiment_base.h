@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct RoleOutcome {
   std::string Value(const std::string& key, const std::string& def = "") const;
   bool KilledByFailpoint() const { return status.signaled && status.signal == 9; }
 };
+
+// The `key=value` lines a role printed, in order (lines without '=' are skipped).
+std::multimap<std::string, std::string> ParseRoleOutput(const std::string& output);
+// The value of the last `key=` line, or nullopt: exact keys, so "unassigned=" never reads as
+// "assigned=".
+std::optional<std::string> LastRoleValue(const std::string& output, const std::string& key);
 
 // Distinct event ids (header `event_id`) of records read back, with how often each appeared.
 std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages);
