@@ -223,6 +223,8 @@ int RunSchemaConsumer(const RoleArgs& args) {
     return {};
   };
 
+  std::map<std::int32_t, std::int64_t> pending_commit;  // processed, commit not yet accepted
+  int seen_rebalances = (*consumer)->rebalances();
   auto unassigned_since = SteadyClock::now();
   while (!g_terminate.load()) {
     auto polled = (*consumer)->Poll(100, std::chrono::milliseconds(200));
@@ -284,10 +286,23 @@ int RunSchemaConsumer(const RoleArgs& args) {
         next[m.partition] = m.offset + 1;
       }
     }
-    std::vector<kafka::TopicPartitionOffset> offsets;
-    for (const auto& [p, off] : next) offsets.push_back({topic, p, off});
-    if (!offsets.empty()) {
-      if (auto s = (*consumer)->Commit(offsets); !s) Emit("commit_error", s.error().message);
+    // A failed commit is retried with the next batch: the records were processed, and leaving
+    // their offsets uncommitted would show as lag until the partition received more records.
+    // After a rebalance the pending offsets are dropped: the partitions may belong to another
+    // member now, which re-reads from the committed offsets (at-least-once).
+    if ((*consumer)->rebalances() != seen_rebalances) {
+      seen_rebalances = (*consumer)->rebalances();
+      pending_commit.clear();
+    }
+    for (const auto& [p, off] : next) pending_commit[p] = off;
+    if (!pending_commit.empty()) {
+      std::vector<kafka::TopicPartitionOffset> offsets;
+      for (const auto& [p, off] : pending_commit) offsets.push_back({topic, p, off});
+      if (auto s = (*consumer)->Commit(offsets); s) {
+        pending_commit.clear();
+      } else {
+        Emit("commit_error", s.error().message);
+      }
     }
     if (!stalled.empty()) {
       // Rewind to the record that failed: the next fetch returns it again (and everything
