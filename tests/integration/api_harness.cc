@@ -136,6 +136,8 @@ RunOutcome ToOutcome(const ApiRun& run) {
     std::string mode = f.value("mode", "");
     if (out.modes.count(mode)) out.modes[mode].client_library_failures.push_back(f.dump());
   }
+  for (const auto& step : v.value("steps", Json::array()))
+    out.steps.push_back(step.value("message", std::string()));
   const Json artifacts = v.value("artifacts", Json::object());
   for (const auto& [mode, list] : artifacts.items()) {
     for (const auto& a : list) {

@@ -20,6 +20,11 @@ void RecordingReporter::Step(std::string_view message) {
 
 void RecordingReporter::Progress(double) {}
 
+std::vector<std::string> RecordingReporter::steps() const {
+  std::lock_guard lock(mu_);
+  return steps_;
+}
+
 void RecordingReporter::Created(std::string_view, const domain::Artifact& artifact) {
   std::lock_guard lock(mu_);
   artifacts_.push_back(artifact);
@@ -96,6 +101,7 @@ RunOutcome RunExperiment(const std::string& id,
   }
   outcome.verdict = domain::DecideVerdict(spec->criteria, evidence, inconclusive);
   outcome.artifacts = reporter.artifacts();
+  if (!echo) outcome.steps = reporter.steps();  // echoed ones were printed already
   runner->Cleanup(ctx, outcome.artifacts);
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return outcome;
@@ -112,6 +118,12 @@ std::string Describe(const RunOutcome& outcome) {
     for (const auto& f : r.client_library_failures) out << "\n    client-library: " << f;
     out << "\n    details: " << r.details_json << "\n";
   }
+  // The tail of the step log: what the runner saw last is what explains a failure.
+  const std::size_t shown = 40;
+  std::size_t from = outcome.steps.size() > shown ? outcome.steps.size() - shown : 0;
+  if (!outcome.steps.empty()) out << "  steps (last " << outcome.steps.size() - from << "):\n";
+  for (std::size_t i = from; i < outcome.steps.size(); ++i)
+    out << "    " << outcome.steps[i] << "\n";
   return out.str();
 }
 

@@ -22,6 +22,7 @@ class RecordingReporter final : public domain::RunReporter {
   void Progress(double percent) override;
   void Created(std::string_view mode, const domain::Artifact& artifact) override;
   std::vector<domain::Artifact> artifacts() const;
+  std::vector<std::string> steps() const;
   bool echo = false;
 
  private:
@@ -35,6 +36,7 @@ struct RunOutcome {
   domain::VerdictDecision verdict;
   double seconds = 0;
   std::vector<domain::Artifact> artifacts;
+  std::vector<std::string> steps;  // the run's step log, when the run went through the API
 };
 
 runners::StackConfig TestStackConfig();
