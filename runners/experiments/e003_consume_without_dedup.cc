@@ -26,13 +26,8 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     const std::string ns = RunNs(ctx, mode);
     const std::string topic = Topic(ctx, mode, "orders");
     const std::string group = Group(ctx, mode, "projector");
-    auto conn = OpenMysqlWithSchema();
-    if (!conn) return Inconclusive(std::move(result), "mysql: " + conn.error().message);
-    Created(ctx, mode, result, kArtifactRows, ns);
-    if (auto s = CreateTopic(ctx, mode, result, topic, 3); !s) {
-      return Inconclusive(std::move(result), "kafka: " + s.error().message);
-    }
-    Created(ctx, mode, result, kArtifactGroup, group);
+    auto conn = PreparePipeline(ctx, mode, result, {{topic, 3}}, group);
+    if (!conn) return Inconclusive(std::move(result), conn.error().message);
     RunRole(ctx, mode, result, "command-service",
             {"--ns", ns, "--mode", "outbox", "--events", std::to_string(events)}, "command-service",
             60s);

@@ -27,13 +27,8 @@ class CommitBeforeProcess final : public ExperimentBase {
     const std::string ns = RunNs(ctx, mode);
     const std::string topic = Topic(ctx, mode, "work");
     const std::string group = Group(ctx, mode, "worker");
-    auto conn = OpenMysqlWithSchema();
-    if (!conn) return Inconclusive(std::move(result), "mysql: " + conn.error().message);
-    Created(ctx, mode, result, kArtifactRows, ns);
-    if (auto s = CreateTopic(ctx, mode, result, topic, 3); !s) {
-      return Inconclusive(std::move(result), "kafka: " + s.error().message);
-    }
-    Created(ctx, mode, result, kArtifactGroup, group);
+    auto conn = PreparePipeline(ctx, mode, result, {{topic, 3}}, group);
+    if (!conn) return Inconclusive(std::move(result), conn.error().message);
     {
       auto producer =
           kafka::Producer::Create(config_.kafka_bootstrap, {{"enable.idempotence", "true"}});

@@ -93,6 +93,20 @@ domain::Result<std::unique_ptr<mysql::Connection>> ExperimentBase::OpenMysqlWith
   return conn;
 }
 
+domain::Result<std::unique_ptr<mysql::Connection>> ExperimentBase::PreparePipeline(
+    const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
+    const std::vector<std::pair<std::string, int>>& topics, const std::string& group) const {
+  auto conn = OpenMysqlWithSchema();
+  if (!conn) return domain::MakeError(conn.error().code, "mysql: " + conn.error().message);
+  Created(ctx, mode, result, kArtifactRows, RunNs(ctx, mode));
+  for (const auto& [topic, partitions] : topics) {
+    if (auto s = CreateTopic(ctx, mode, result, topic, partitions); !s)
+      return domain::MakeError(s.error().code, "kafka: " + s.error().message);
+  }
+  if (!group.empty()) Created(ctx, mode, result, kArtifactGroup, group);
+  return conn;
+}
+
 domain::Status ExperimentBase::CreateTopic(const domain::RunContext& ctx, const std::string& mode,
                                            domain::ModeResult& result, const std::string& topic,
                                            int partitions,

@@ -70,6 +70,13 @@ class ExperimentBase : public domain::ExperimentRunner {
                              domain::ModeResult& result, const std::string& topic, int partitions,
                              const std::map<std::string, std::string>& configs = {},
                              int replication = 3) const;
+  // The set-up the MySQL + Kafka pipeline experiments share, each part recorded as an artifact
+  // as it is made (cleanup removes it whatever happens next): the MySQL schema and the run's
+  // rows, `topics` (name, partitions), and the consumer `group` unless empty. The error names
+  // the part that failed ("mysql: …", "kafka: …"), ready to be the inconclusive reason.
+  domain::Result<std::unique_ptr<mysql::Connection>> PreparePipeline(
+      const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
+      const std::vector<std::pair<std::string, int>>& topics, const std::string& group) const;
   // The role binary, resolved against the repo/build dirs.
   std::string RoleBinary() const;
   // Starts `lab-role <role>` with the stack's endpoints and `args`; records the process.
