@@ -6,6 +6,7 @@
 // projection commits it invalidates the Redis cache (DEL, or a versioned compare-and-set).
 // With `--require-product 1` applying an event needs its product row (E-005's real fault:
 // events that arrive before their reference data fail until the data exists).
+// `--tx-batch N` applies up to N polled events in one transaction (see the loop).
 // Failpoints: after-apply-before-commit-offset, before-apply-after-commit-offset.
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -53,6 +54,8 @@ int RunConsumerService(const RoleArgs& args) {
   const bool dedup = args.Int("dedup", 1) != 0;
   const bool commit_first = args.Get("commit", "process-then-commit") == "commit-then-process";
   const auto batch = static_cast<std::size_t>(args.Int("batch", 50));
+  const auto tx_batch =
+      static_cast<std::size_t>(std::max<std::int64_t>(1, args.Int("tx-batch", 1)));
   const auto idle_exit = std::chrono::milliseconds(args.Int("idle-exit-ms", 3000));
   const std::string invalidate = args.Get("invalidate", "none");
   const std::string cache_prefix = args.Get("cache-prefix");
@@ -102,7 +105,68 @@ int RunConsumerService(const RoleArgs& args) {
     return 1;
   }
 
+  // One event's effects inside the caller's transaction: processed_event (with --dedup; an
+  // event already recorded is a duplicate and changes nothing), the side effect, the projection.
+  // `failure` names an expected failure (E-005's missing product), which routes the event.
+  auto apply_event = [&](mysql::Connection& c, const kafka::Message& m, const nlohmann::json& ev,
+                         const std::string& event_id, bool& was_duplicate,
+                         std::string& failure) -> domain::Status {
+    if (dedup) {
+      auto r = c.Exec(
+          "INSERT IGNORE INTO processed_event (run_ns, consumer, event_id, processed_at_us) "
+          "VALUES (?,?,?,?)",
+          {ns, consumer_name, event_id, NowMicros()});
+      if (!r) return r.error();
+      if (*r == 0) {
+        was_duplicate = true;
+        return {};
+      }
+    }
+    if (require_product) {
+      auto q = c.Query("SELECT COUNT(*) FROM product WHERE run_ns = ? AND product_id = ?",
+                       {ns, ev.value("product_id", std::int64_t{0})});
+      if (!q) return q.error();
+      if (q->Scalar() == 0) {
+        failure = "unknown product " + std::to_string(ev.value("product_id", std::int64_t{0}));
+        return domain::MakeError(domain::ErrorCode::kNotFound, failure);
+      }
+    }
+    auto se = c.Exec(
+        "INSERT INTO side_effect (run_ns, event_id, source, applied_at_us) VALUES (?,?,?,?)",
+        {ns, event_id,
+         HeaderOr(m, "replayed-round", "").empty() ? std::string("consume") : std::string("replay"),
+         NowMicros()});
+    if (!se) return se.error();
+    auto pr = c.Exec(
+        "INSERT INTO order_projection (run_ns, order_id, amount, version, applied_count, "
+        "committed_at_us, "
+        "projected_at_us) VALUES (?,?,?,?,1,?,?) ON DUPLICATE KEY UPDATE amount = "
+        "VALUES(amount), "
+        "version = VALUES(version), applied_count = applied_count + 1, committed_at_us = "
+        "VALUES(committed_at_us), projected_at_us = VALUES(projected_at_us)",
+        {ns, ev.value("order_id", std::int64_t{0}), ev.value("amount", std::int64_t{0}),
+         ev.value("version", std::int64_t{1}), ev.value("committed_at_us", std::int64_t{0}),
+         NowMicros()});
+    if (!pr) return pr.error();
+    return {};
+  };
+
   std::int64_t applied = 0;
+  // What follows an applied event once its transaction has committed.
+  auto after_apply = [&](const nlohmann::json& ev) {
+    if (cache) {
+      std::string key = cache_prefix + std::to_string(ev.value("order_id", std::int64_t{0}));
+      if (invalidate == "del") {
+        (void)cache->Command({"DEL", key});
+      } else if (invalidate == "versioned") {
+        (void)cache->Command({"EVAL", kVersionedSet, "1", key,
+                              std::to_string(ev.value("version", std::int64_t{1})),
+                              std::to_string(ev.value("amount", std::int64_t{0})), "60000"});
+      }
+    }
+    ++applied;
+    failpoint.Hit("after-apply-before-commit-offset");
+  };
   std::int64_t skipped_duplicates = 0;
   std::int64_t routed_retry = 0;
   std::int64_t routed_dlq = 0;
@@ -137,7 +201,53 @@ int RunConsumerService(const RoleArgs& args) {
     if (commit_first) {
       if (auto s = (*consumer)->Commit(offsets); !s) Emit("commit_error", s.error().message);
     }
-    for (const auto& m : *polled) {
+    // --tx-batch N: events applied N to a transaction (one durable commit for N, each event
+    // still with its own processed_event row). Only where no event is routed on failure (no DLQ,
+    // no product check) and offsets follow processing; a batch that fails is applied again one
+    // event per transaction by the loop below (processed_event makes that safe).
+    std::vector<bool> done(polled->size(), false);
+    if (tx_batch > 1 && !producer && !require_product && !commit_first) {
+      for (std::size_t from = 0; from < polled->size(); from += tx_batch) {
+        const std::size_t to = std::min(polled->size(), from + tx_batch);
+        std::vector<nlohmann::json> events;
+        for (std::size_t i = from; i < to; ++i)
+          events.push_back(nlohmann::json::parse((*polled)[i].value, nullptr, false));
+        std::vector<bool> duplicate(to - from, false);
+        auto s = mysql::InTransaction(**conn, [&](mysql::Connection& c) -> domain::Status {
+          for (std::size_t i = from; i < to; ++i) {
+            const auto& ev = events[i - from];
+            if (!ev.is_object()) continue;  // reported by the loop below
+            bool was_duplicate = false;
+            std::string failure;
+            if (auto a = apply_event(c, (*polled)[i], ev, ev.value("event_id", std::string()),
+                                     was_duplicate, failure);
+                !a) {
+              return a;
+            }
+            duplicate[i - from] = was_duplicate;
+          }
+          return {};
+        });
+        if (!s) {
+          Emit("apply_error", "batch of " + std::to_string(to - from) + ": " + s.error().message +
+                                  " (applied one by one)");
+          continue;
+        }
+        for (std::size_t i = from; i < to; ++i) {
+          const auto& ev = events[i - from];
+          if (!ev.is_object()) continue;
+          done[i] = true;
+          if (duplicate[i - from]) {
+            ++skipped_duplicates;
+          } else {
+            after_apply(ev);
+          }
+        }
+      }
+    }
+    for (std::size_t index = 0; index < polled->size(); ++index) {
+      if (done[index]) continue;
+      const auto& m = (*polled)[index];
       if (commit_first) failpoint.Hit("before-apply-after-commit-offset");
       auto ev = nlohmann::json::parse(m.value, nullptr, false);
       if (!ev.is_object()) {
@@ -158,45 +268,7 @@ int RunConsumerService(const RoleArgs& args) {
       auto s = mysql::InTransaction(**conn, [&](mysql::Connection& c) -> domain::Status {
         failure.clear();
         was_duplicate = false;
-        if (dedup) {
-          auto r = c.Exec(
-              "INSERT IGNORE INTO processed_event (run_ns, consumer, event_id, processed_at_us) "
-              "VALUES (?,?,?,?)",
-              {ns, consumer_name, event_id, NowMicros()});
-          if (!r) return r.error();
-          if (*r == 0) {
-            was_duplicate = true;
-            return {};
-          }
-        }
-        if (require_product) {
-          auto q = c.Query("SELECT COUNT(*) FROM product WHERE run_ns = ? AND product_id = ?",
-                           {ns, ev.value("product_id", std::int64_t{0})});
-          if (!q) return q.error();
-          if (q->Scalar() == 0) {
-            failure = "unknown product " + std::to_string(ev.value("product_id", std::int64_t{0}));
-            return domain::MakeError(domain::ErrorCode::kNotFound, failure);
-          }
-        }
-        auto se = c.Exec(
-            "INSERT INTO side_effect (run_ns, event_id, source, applied_at_us) VALUES (?,?,?,?)",
-            {ns, event_id,
-             HeaderOr(m, "replayed-round", "").empty() ? std::string("consume")
-                                                       : std::string("replay"),
-             NowMicros()});
-        if (!se) return se.error();
-        auto pr = c.Exec(
-            "INSERT INTO order_projection (run_ns, order_id, amount, version, applied_count, "
-            "committed_at_us, "
-            "projected_at_us) VALUES (?,?,?,?,1,?,?) ON DUPLICATE KEY UPDATE amount = "
-            "VALUES(amount), "
-            "version = VALUES(version), applied_count = applied_count + 1, committed_at_us = "
-            "VALUES(committed_at_us), projected_at_us = VALUES(projected_at_us)",
-            {ns, ev.value("order_id", std::int64_t{0}), ev.value("amount", std::int64_t{0}),
-             ev.value("version", std::int64_t{1}), ev.value("committed_at_us", std::int64_t{0}),
-             NowMicros()});
-        if (!pr) return pr.error();
-        return {};
+        return apply_event(c, m, ev, event_id, was_duplicate, failure);
       });
       if (!s && failure.empty()) {
         Emit("apply_error", s.error().message);
@@ -258,18 +330,7 @@ int RunConsumerService(const RoleArgs& args) {
         ++skipped_duplicates;
         continue;
       }
-      if (cache) {
-        std::string key = cache_prefix + std::to_string(ev.value("order_id", std::int64_t{0}));
-        if (invalidate == "del") {
-          (void)cache->Command({"DEL", key});
-        } else if (invalidate == "versioned") {
-          (void)cache->Command({"EVAL", kVersionedSet, "1", key,
-                                std::to_string(ev.value("version", std::int64_t{1})),
-                                std::to_string(ev.value("amount", std::int64_t{0})), "60000"});
-        }
-      }
-      ++applied;
-      failpoint.Hit("after-apply-before-commit-offset");
+      after_apply(ev);
     }
     if (!commit_first) {
       if (auto s = (*consumer)->Commit(offsets); !s) Emit("commit_error", s.error().message);
