@@ -250,6 +250,7 @@ class SchemaRollout final : public ExperimentBase {
       }
     };
     auto deploy = [&](const std::string& read, const std::string& generation) -> bool {
+      const auto started = SteadyClock::now();
       for (int i = 1; i <= kConsumers; ++i) {
         std::string label = "consumer-" + generation + "#" + std::to_string(i);
         auto child =
@@ -277,6 +278,8 @@ class SchemaRollout final : public ExperimentBase {
             return total == kPartitions;
           },
           30s, ctx.stop);
+      // How long the group took to settle: a slow join shows here, not as consumer lag.
+      details["group_stable_ms"][generation] = ok ? MsSince(started) : -1.0;
       if (!ok) log_consumers();
       return ok;
     };
