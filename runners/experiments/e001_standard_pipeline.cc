@@ -231,7 +231,7 @@ class StandardPipeline final : public ExperimentBase {
     std::vector<double> relay_lag;
     auto rl = (*conn)->Query(
         "SELECT (published_at_us - created_at_us) / 1000.0 FROM outbox_event WHERE run_ns = ? AND "
-        "published_at_us IS NOT NULL",
+        "published_at_us > 0",
         {ns});
     if (rl) {
       for (const auto& row : rl->rows) relay_lag.push_back(std::stod(*row[0]));

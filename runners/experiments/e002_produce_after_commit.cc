@@ -100,9 +100,9 @@ class ProduceAfterCommit final : public ExperimentBase {
                               {"first_process", first.status.Describe()},
                               {"acked_by_first_process", first.Value("acked", "none (killed)")}};
     if (!direct) {
-      details["outbox_pending_after"] = Count(
-          **conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us IS NULL",
-          {ns});
+      details["outbox_pending_after"] =
+          Count(**conn,
+                "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
     }
     result.details_json = details.dump();
     Step(ctx, mode + ": committed=" + std::to_string(committed) +

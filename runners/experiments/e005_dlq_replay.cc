@@ -129,8 +129,7 @@ class DlqReplay final : public ExperimentBase {
     const std::int64_t committed =
         Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
     const std::int64_t unpublished = Count(
-        **conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us IS NULL",
-        {ns});
+        **conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
     Progress(ctx, 15);
 
     // 2. Consume with the fault in place: poisoned events go retry-1 -> retry-2 -> DLQ.

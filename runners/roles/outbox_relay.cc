@@ -1,5 +1,6 @@
-// outbox-relay: polls pending outbox rows of its run_ns (batch, FOR UPDATE SKIP LOCKED),
-// publishes them with an idempotent producer (acks=all), marks the delivered ones published;
+// outbox-relay: polls pending outbox rows of its run_ns (published_at_us = 0; batch, FOR UPDATE
+// SKIP LOCKED), publishes them with an idempotent producer (acks=all), marks the delivered ones
+// published (published_at_us = now: an in-place update since migration 002);
 // undelivered rows stay pending and are retried with backoff. Per batch, inside one MySQL
 // transaction: one SELECT, every record produced asynchronously, ONE flush, ONE UPDATE for the
 // delivered ids, one COMMIT — so the per-record cost is the client's, and the fsync of the
@@ -70,11 +71,15 @@ Marked MarkAndCommit(mysql::Connection& conn, const std::vector<std::int64_t>& o
   auto t_mark = SteadyClock::now();
   // Text protocol on purpose: the id predicate makes every statement text unique, and a
   // prepared (cached) statement per batch would pile up server-side statements.
+  bool marked = true;
   if (!ok.empty()) {
     auto u =
         conn.Execute("UPDATE outbox_event SET published_at_us = " + std::to_string(NowMicros()) +
                      ", attempts = attempts + 1 WHERE " + IdPredicate(ok));
-    if (!u) Emit("error", u.error().message);
+    if (!u) {
+      Emit("error", u.error().message);  // e.g. a lock wait timeout: the rows stay pending
+      marked = false;
+    }
   }
   if (!not_ok.empty()) {
     auto u = conn.Execute("UPDATE outbox_event SET attempts = attempts + 1 WHERE " +
@@ -85,7 +90,7 @@ Marked MarkAndCommit(mysql::Connection& conn, const std::vector<std::int64_t>& o
   auto t_commit = SteadyClock::now();
   if (auto c = conn.Commit(); !c) {
     Emit("error", c.error().message);  // rolled back: the rows stay pending, published again
-  } else {
+  } else if (marked) {
     m.published = static_cast<std::int64_t>(ok.size());
   }
   m.failed = static_cast<std::int64_t>(not_ok.size());
@@ -104,7 +109,8 @@ Marked MarkAndCommit(mysql::Connection& conn, const std::vector<std::int64_t>& o
 // waited for, so the retried rows are selected before newer ones. With a failpoint armed,
 // earlier marks have committed before a batch's failpoints fire: a kill leaves exactly the
 // current batch unmarked, as in a relay without the overlap. More than one mark at once did not
-// pay on this stack (bench/README.md: the marks and the next SELECT contend on the same index).
+// pay on this stack (bench/README.md: the marks and the next SELECT contend on the same index),
+// nor did selecting the next batch while the current one is in Kafka, nor a scan cursor.
 int RunOutboxRelay(const RoleArgs& args) {
   const std::string ns = args.Get("ns");
   const std::string topic = args.Get("topic");
@@ -175,7 +181,7 @@ int RunOutboxRelay(const RoleArgs& args) {
     }
     auto rows = conn.Query(
         "SELECT id, event_id, aggregate_id, payload FROM outbox_event WHERE run_ns = ? AND "
-        "published_at_us IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+        "published_at_us = 0 ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
         {ns, batch});
     if (!rows) {
       (void)conn.Rollback();
