@@ -2,10 +2,15 @@
 // produce rate of the same records (the physical ceiling for this client on this stack).
 //   relay_drain [--events N=100000] [--partitions P=6] [--batch B=5000] [--repeat R=3]
 //               [--mark-workers W=1]   (the relay's own options, passed through)
+//               [--lab-role PATH]      (another build's relay, e.g. the previous commit's)
+//               [--mysql-db DB]        (default: the stack's; a scratch `lab_*` database works)
+//               [--migrations DIR]     (default: migrations/mysql; e.g. a copy with only 001,
+//                                       for a relay built before 002)
 // Per repetition, on a fresh run_ns and fresh topics:
 //   1. N outbox_event rows are bulk-inserted (multi-row INSERT; not timed).
 //   2. The real relay (`lab-role outbox-relay`, idempotent, acks=all) is started and timed from
-//      its spawn until no row of the run_ns is pending (polled every 10 ms with COUNT(*)).
+//      its spawn until no row of the run_ns is pending (polled every 10 ms for one pending row:
+//      a COUNT(*) of the pending rows scans them all and kept a core of MySQL busy).
 //   3. The same N records (same keys, payloads and event_id headers, read back from the table)
 //      are produced by a raw producer with the relay's own settings, timed until flush returns.
 //   4. Read-back: a fresh group-less consumer reads each topic to its end; both must hold N
@@ -42,7 +47,20 @@ struct Options {
   std::int64_t batch = 5000;
   int repeat = 3;
   int mark_workers = 1;
+  std::string lab_role = LAB_ROLE_BINARY;
+  std::string mysql_db;  // empty: the stack's
+  std::string migrations = std::string(LAB_SOURCE_DIR) + "/migrations/mysql";
 };
+
+// "Pending" in the schema the database has: published_at_us NULL before migration 002, 0 after.
+std::string PendingPredicate(mysql::Connection& db) {
+  auto nullable = db.Query(
+      "SELECT IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
+      "TABLE_NAME = 'outbox_event' AND COLUMN_NAME = 'published_at_us'");
+  const bool is_null =
+      nullable && !nullable->rows.empty() && nullable->rows[0][0] && *nullable->rows[0][0] == "YES";
+  return is_null ? "published_at_us IS NULL" : "published_at_us = 0";
+}
 
 // The stack's endpoints from infra/stack.env (the stack's own statement of them).
 StackConfig LoadConfig() {
@@ -186,7 +204,7 @@ Rep RunOnce(const StackConfig& c, const Options& o, int rep, mysql::Connection& 
   // 1. The relay, a real process, from spawn to nothing pending.
   const std::string log = "/tmp/relay_drain_" + ns + ".log";
   auto start = SteadyClock::now();
-  auto relay = ChildProcess::Spawn({LAB_ROLE_BINARY,  "outbox-relay",
+  auto relay = ChildProcess::Spawn({o.lab_role,       "outbox-relay",
                                     "--bootstrap",    c.kafka_bootstrap,
                                     "--mysql-host",   c.mysql_host,
                                     "--mysql-port",   std::to_string(c.mysql_port),
@@ -203,9 +221,12 @@ Rep RunOnce(const StackConfig& c, const Options& o, int rep, mysql::Connection& 
     return out;
   }
   double relay_ms = -1;
+  const std::string pending_sql = PendingPredicate(db);
   while (MsSince(start) < 300000) {
-    auto pending = db.Query(
-        "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us IS NULL", {ns});
+    auto pending =
+        db.Query("SELECT COUNT(*) FROM (SELECT 1 FROM outbox_event WHERE run_ns = ? AND " +
+                     pending_sql + " LIMIT 1) AS t",
+                 {ns});
     if (pending && pending->Scalar() == 0) {
       relay_ms = MsSince(start);
       break;
@@ -248,7 +269,7 @@ Rep RunOnce(const StackConfig& c, const Options& o, int rep, mysql::Connection& 
 
   // 3. Reconcile from the systems of record.
   auto marked = db.Query(
-      "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us IS NOT NULL", {ns});
+      "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND NOT (" + pending_sql + ")", {ns});
   const std::int64_t marked_rows = marked ? marked->Scalar() : -1;
   auto [relay_distinct, relay_records] = ReadBackCounts(c, relay_topic, o.partitions);
   auto [raw_distinct, raw_records] = ReadBackCounts(c, raw_topic, o.partitions);
@@ -267,17 +288,22 @@ Rep RunOnce(const StackConfig& c, const Options& o, int rep, mysql::Connection& 
   // The relay's own summary (its last key=value lines) and how many delivery errors it logged.
   std::string summary;
   int delivery_errors = 0;
+  int errors = 0;
+  std::string first_error;
   std::istringstream lines(relay_log);
   for (std::string l; std::getline(lines, l);) {
     if (l.rfind("delivery_error=", 0) == 0) {
       ++delivery_errors;
+    } else if (l.rfind("error=", 0) == 0) {
+      if (errors++ == 0) first_error = " (first: " + l.substr(0, 160) + ")";
     } else if (l.rfind("produced=", 0) == 0 || l.rfind("published=", 0) == 0 ||
                l.rfind("delivery_failures=", 0) == 0 || l.rfind("client_library", 0) == 0 ||
                l.rfind("batches=", 0) == 0 || l.find("_ms=") != std::string::npos) {
       summary += l + " ";
     }
   }
-  std::printf("       relay said: %sdelivery_error lines=%d\n", summary.c_str(), delivery_errors);
+  std::printf("       relay said: %sdelivery_error lines=%d error lines=%d%s\n", summary.c_str(),
+              delivery_errors, errors, first_error.c_str());
   std::fflush(stdout);
   return out;
 }
@@ -305,21 +331,27 @@ int main(int argc, char** argv) {
       o.repeat = std::stoi(v);
     else if (k == "--mark-workers")
       o.mark_workers = std::stoi(v);
+    else if (k == "--lab-role")
+      o.lab_role = v;
+    else if (k == "--mysql-db")
+      o.mysql_db = v;
+    else if (k == "--migrations")
+      o.migrations = v;
     else {
       std::fprintf(stderr,
                    "usage: relay_drain [--events N] [--partitions P] [--batch B] [--repeat R] "
-                   "[--mark-workers W]\n");
+                   "[--mark-workers W] [--lab-role PATH] [--mysql-db DB] [--migrations DIR]\n");
       return 2;
     }
   }
-  const StackConfig c = LoadConfig();
+  StackConfig c = LoadConfig();
+  if (!o.mysql_db.empty()) c.mysql_database = o.mysql_db;
   auto db = mysql::Connection::Open(Mysql(c));
   if (!db) {
     std::fprintf(stderr, "mysql: %s\n", db.error().message.c_str());
     return 1;
   }
-  if (auto m = mysql::ApplyMigrations(**db, std::string(LAB_SOURCE_DIR) + "/migrations/mysql");
-      !m) {
+  if (auto m = mysql::ApplyMigrations(**db, o.migrations); !m) {
     std::fprintf(stderr, "migrations: %s\n", m.error().message.c_str());
     return 1;
   }
@@ -330,9 +362,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "relay_drain: %lld events, %d partitions (RF 3, min ISR 2), relay batch %lld, mark workers "
-      "%d, acks=all + idempotence for both\n",
+      "%d, acks=all + idempotence for both; relay %s, database %s, pending = %s\n",
       static_cast<long long>(o.events), o.partitions, static_cast<long long>(o.batch),
-      o.mark_workers);
+      o.mark_workers, o.lab_role.c_str(), c.mysql_database.c_str(), PendingPredicate(**db).c_str());
   std::vector<double> relay;
   std::vector<double> raw;
   std::vector<double> ratio;
