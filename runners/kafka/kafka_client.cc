@@ -1,5 +1,6 @@
 #include "runners/kafka/kafka_client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <set>
@@ -307,6 +308,9 @@ void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
   ++self->rebalances_;
+  self->empty_assignment_since_.reset();
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && partitions->cnt == 0)
+    self->empty_assignment_since_ = SteadyClock::now();
   bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     self->assigned_ = partitions->cnt;
@@ -331,7 +335,32 @@ Status Consumer::Subscribe(const std::vector<std::string>& topics) {
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   auto err = rd_kafka_subscribe(rk_.get(), list.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("subscribe", err);
+  subscription_ = topics;
+  empty_assignment_since_.reset();
   return {};
+}
+
+std::optional<std::string> Consumer::RejoinIfStalled(Ms after) {
+  if (!empty_assignment_since_ || SteadyClock::now() - *empty_assignment_since_ < after)
+    return std::nullopt;
+  empty_assignment_since_ = SteadyClock::now();  // at most one attempt per `after`
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_.get(), 0, nullptr, &md, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  int partitions = 0;
+  for (int t = 0; t < md->topic_cnt; ++t) {
+    const std::string name = md->topics[t].topic;
+    if (std::find(subscription_.begin(), subscription_.end(), name) != subscription_.end())
+      partitions += md->topics[t].partition_cnt;
+  }
+  rd_kafka_metadata_destroy(md);
+  if (partitions == 0) return std::nullopt;  // nothing to assign yet: not a stall
+  auto topics = subscription_;
+  auto s = Subscribe(topics);
+  return "librdkafka 2.0.2: assigned no partition for " + std::to_string(after.count()) +
+         " ms while its topics have " + std::to_string(partitions) +
+         " (the group formed without them, no rebalance followed); subscribed again" +
+         (s ? std::string() : ": " + s.error().message);
 }
 
 Status Consumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {

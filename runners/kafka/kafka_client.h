@@ -124,6 +124,13 @@ class Consumer {
   std::vector<TopicPartitionOffset> Assignment() const;
   int rebalances() const { return rebalances_; }
   int assigned_count() const { return assigned_; }
+  // librdkafka 2.0.2 can form a group without a just-created topic's partitions (the leader's
+  // metadata was older than the topic) and does not rebalance again by itself: every member
+  // waits with an empty assignment. When this member's last assignment was empty for `after`
+  // while its topics do have partitions, it subscribes again (which rejoins the group). Returns
+  // what it saw and did, for the evidence; nullopt when it did nothing. Only for groups with at
+  // least as many partitions as members (where an empty assignment is never the answer).
+  std::optional<std::string> RejoinIfStalled(Ms after);
   // Partitions whose end was reached (enable.partition.eof=true).
   int eof_count() const { return static_cast<int>(eof_.size()); }
   void ResetEof() { eof_.clear(); }
@@ -138,6 +145,9 @@ class Consumer {
   bool closed_ = false;
   int rebalances_ = 0;
   int assigned_ = 0;
+  std::vector<std::string> subscription_;
+  // Set while the last rebalance assigned nothing (a pending join is not that).
+  std::optional<std::chrono::steady_clock::time_point> empty_assignment_since_;
   std::set<std::pair<std::string, std::int32_t>> eof_;
 };
 

@@ -1,5 +1,6 @@
 #include "runners/roles/role_common.h"
 
+#include <atomic>
 #include <cstdlib>
 
 namespace lab::runners::roles {
@@ -37,6 +38,14 @@ mysql::MysqlConfig MysqlFromArgs(const RoleArgs& args) {
   mc.password = pw != nullptr ? pw : "";
   return mc;
 }
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSigterm(int) { g_stop.store(true); }
+}  // namespace
+
+void StopOnSigterm() { ::signal(SIGTERM, OnSigterm); }
+bool StopRequested() { return g_stop.load(); }
 
 void Emit(const std::string& key, const std::string& value) {
   std::printf("%s=%s\n", key.c_str(), value.c_str());

@@ -48,6 +48,11 @@ class Failpoint {
   std::int64_t count_ = 0;
 };
 
+// SIGTERM asks a role to stop where it is consistent (after the batch in hand); the runner
+// uses it to stop long-running roles without losing what they already did.
+void StopOnSigterm();
+bool StopRequested();
+
 mysql::MysqlConfig MysqlFromArgs(const RoleArgs& args);
 void Emit(const std::string& key, const std::string& value);
 void Emit(const std::string& key, std::int64_t value);

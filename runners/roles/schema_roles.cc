@@ -30,10 +30,6 @@
 namespace lab::runners::roles {
 namespace {
 
-std::atomic<bool> g_terminate{false};
-
-void OnTerminate(int) { g_terminate.store(true); }
-
 using TopicListHandle =
     CHandle<rd_kafka_topic_partition_list_t, rd_kafka_topic_partition_list_destroy>;
 using ErrorHandle = CHandle<rd_kafka_error_t, rd_kafka_error_destroy>;
@@ -79,7 +75,7 @@ int RunSchemaProducer(const RoleArgs& args) {
     return 1;
   }
   std::int64_t enqueued = 0;
-  for (std::int64_t i = 0; i < events && !g_terminate.load(); ++i) {
+  for (std::int64_t i = 0; i < events && !StopRequested(); ++i) {
     const std::int64_t order_id = first_id + i;
     nlohmann::json record = {
         {"id", order_id}, {"amount", AmountOf(order_id)}, {"currency", kCurrencies[order_id % 3]}};
@@ -138,7 +134,7 @@ int RunSchemaConsumer(const RoleArgs& args) {
   const bool dual = args.Get("read", "strict") == "dual";
   const bool retry = args.Get("on-failure", "retry") == "retry";
   const auto backoff = std::chrono::milliseconds(args.Int("retry-backoff-ms", 200));
-  ::signal(SIGTERM, OnTerminate);
+  StopOnSigterm();
 
   auto reader = registry::ParseSchema(args.Get("reader-schema"));
   if (!reader) {
@@ -226,8 +222,10 @@ int RunSchemaConsumer(const RoleArgs& args) {
   std::map<std::int32_t, std::int64_t> pending_commit;  // processed, commit not yet accepted
   int seen_rebalances = (*consumer)->rebalances();
   auto unassigned_since = SteadyClock::now();
-  while (!g_terminate.load()) {
+  while (!StopRequested()) {
     auto polled = (*consumer)->Poll(100, std::chrono::milliseconds(200));
+    if (auto stalled = (*consumer)->RejoinIfStalled(std::chrono::seconds(5)))
+      Emit("client_library_failure", "schema-consumer: " + *stalled);
     if ((*consumer)->assigned_count() != last_assigned) {
       last_assigned = (*consumer)->assigned_count();
       Emit("assigned", last_assigned);
