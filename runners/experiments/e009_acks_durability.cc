@@ -112,10 +112,23 @@ class AcksDurability final : public ExperimentBase {
     auto started = SteadyClock::now();
     std::string why;
     try {
+      // One partition on a leader and follower chosen among the brokers Prepare found. The
+      // failure mode trusts acks=1 and lets an out-of-sync replica become leader; the success
+      // mode needs two in sync and refuses unclean elections.
+      const bool failure = mode == "failure";
+      const std::string topic = Topic(ctx, mode, "payments");
+      Roles roles;
       why = Prepare(ctx, details);
       if (why.empty()) {
-        why =
-            mode == "failure" ? RunFailure(ctx, result, details) : RunSuccess(ctx, result, details);
+        roles = PickRoles(mode);
+        why = CreatePartition(ctx, mode, result, topic, roles,
+                              {{"min.insync.replicas", failure ? "1" : "2"},
+                               {"unclean.leader.election.enable", failure ? "true" : "false"}},
+                              details);
+      }
+      if (why.empty()) {
+        why = failure ? RunFailure(ctx, result, topic, roles, details)
+                      : RunSuccess(ctx, result, topic, roles, details);
       }
     } catch (const std::exception& e) {
       why = std::string("error: ") + e.what();
@@ -209,17 +222,9 @@ class AcksDurability final : public ExperimentBase {
   }
 
   std::string RunFailure(const domain::RunContext& ctx, domain::ModeResult& result,
-                         nlohmann::json& details) {
+                         const std::string& topic, const Roles& roles, nlohmann::json& details) {
     const std::int64_t events = domain::GetInt(ctx.params, "events");
     const std::int64_t before = events / 2;
-    const Roles roles = PickRoles("failure");
-    const std::string topic = Topic(ctx, "failure", "payments");
-    if (auto why = CreatePartition(
-            ctx, "failure", result, topic, roles,
-            {{"min.insync.replicas", "1"}, {"unclean.leader.election.enable", "true"}}, details);
-        !why.empty()) {
-      return why;
-    }
     const kafka::ConfigMap acks1 = {
         {"acks", "1"}, {"enable.idempotence", "false"}, {"message.timeout.ms", "10000"}};
 
@@ -265,17 +270,9 @@ class AcksDurability final : public ExperimentBase {
   }
 
   std::string RunSuccess(const domain::RunContext& ctx, domain::ModeResult& result,
-                         nlohmann::json& details) {
+                         const std::string& topic, const Roles& roles, nlohmann::json& details) {
     const std::int64_t events = domain::GetInt(ctx.params, "events");
     const std::int64_t before = events / 2;
-    const Roles roles = PickRoles("success");
-    const std::string topic = Topic(ctx, "success", "payments");
-    if (auto why = CreatePartition(
-            ctx, "success", result, topic, roles,
-            {{"min.insync.replicas", "2"}, {"unclean.leader.election.enable", "false"}}, details);
-        !why.empty()) {
-      return why;
-    }
 
     // Phase A: both in sync; acks=all is acknowledged once both replicas have the record.
     auto in_sync = Produce(
