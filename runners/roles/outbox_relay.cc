@@ -34,6 +34,12 @@ domain::Result<std::unique_ptr<kafka::Producer>> NewProducer(const RoleArgs& arg
 // Exact because every id inside a run is one of ours (rows we hold locked), so no row the relay
 // did not publish is marked. Why not one IN list: MariaDB updates 5,000 rows about twice as fast
 // through a few ranges as through 5,000 IN points (measured: ~0.15 s vs ~0.3 s on this stack).
+// A range stops one id short of its run and the run's last id joins the IN list: InnoDB's range
+// scan reads (and waits to lock) the row just past the range's end even under READ COMMITTED,
+// and past a run's last id is the next batch's first row, locked by the other connection, whose
+// transaction waits for this mark — a wait cycle MySQL cannot see, broken only by the 5 s lock
+// wait timeout (seen in E-001: relay lag p99 5 s, the batch rolled back and published again).
+// Past `last - 1` is `last`, a row this transaction holds.
 std::string IdPredicate(std::vector<std::int64_t> ids) {
   std::sort(ids.begin(), ids.end());
   std::string ranges;
@@ -43,7 +49,8 @@ std::string IdPredicate(std::vector<std::int64_t> ids) {
     while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
     if (j - i >= 2) {
       ranges += (ranges.empty() ? "" : " OR ") + std::string("id BETWEEN ") +
-                std::to_string(ids[i]) + " AND " + std::to_string(ids[j]);
+                std::to_string(ids[i]) + " AND " + std::to_string(ids[j] - 1);
+      singles += (singles.empty() ? "" : ",") + std::to_string(ids[j]);
     } else {
       for (std::size_t k = i; k <= j; ++k)
         singles += (singles.empty() ? "" : ",") + std::to_string(ids[k]);
@@ -179,9 +186,15 @@ int RunOutboxRelay(const RoleArgs& args) {
       settle();
       return 1;
     }
+    // FORCE INDEX: every batch must lock through the same index. A batch read through PRIMARY
+    // (the optimizer's choice for ORDER BY id LIMIT, some of the time) locks no entry of
+    // ix_outbox_pending; the next batch, reading through it, then locks those entries before it
+    // skips their (locked) rows and keeps them — and the first batch's mark, which must change
+    // them, waits on a transaction that waits for it (seen: 5 s lock wait timeouts in E-001).
     auto rows = conn.Query(
-        "SELECT id, event_id, aggregate_id, payload FROM outbox_event WHERE run_ns = ? AND "
-        "published_at_us = 0 ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+        "SELECT id, event_id, aggregate_id, payload FROM outbox_event FORCE INDEX "
+        "(ix_outbox_pending) WHERE run_ns = ? AND published_at_us = 0 ORDER BY id LIMIT ? "
+        "FOR UPDATE SKIP LOCKED",
         {ns, batch});
     if (!rows) {
       (void)conn.Rollback();
