@@ -7,7 +7,8 @@
 // With `--require-product 1` applying an event needs its product row (E-005's real fault:
 // events that arrive before their reference data fail until the data exists).
 // `--tx-batch N` applies up to N polled events in one transaction (see the loop).
-// Failpoints: after-apply-before-commit-offset, before-apply-after-commit-offset.
+// Failpoints: after-apply-before-commit-offset, before-apply-after-commit-offset. SIGTERM stops
+// it after the batch in hand (applied, invalidated, offsets committed).
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -173,8 +174,11 @@ int RunConsumerService(const RoleArgs& args) {
   std::int64_t route_failures = 0;
   auto last_message = SteadyClock::now();
   bool seen_assignment = false;
-  while (true) {
+  StopOnSigterm();
+  while (!StopRequested()) {
     auto polled = (*consumer)->Poll(batch, std::chrono::milliseconds(200));
+    if (auto stalled = (*consumer)->RejoinIfStalled(std::chrono::seconds(5)))
+      Emit("client_library_failure", "consumer-service: " + *stalled);
     if (!polled) {
       Emit("consume_error", polled.error().message);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
