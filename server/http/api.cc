@@ -534,13 +534,15 @@ HttpResponse Api::Metrics() {
 
 HttpResponse Api::ListExperiments() {
   const std::uint64_t generation = store_.finished_generation();
+  std::shared_ptr<const std::string> cached;
   {
     std::lock_guard lock(catalog_mu_);
-    if (generation == catalog_generation_) {
-      HttpResponse r;
-      r.body = catalog_body_;
-      return r;
-    }
+    if (generation == catalog_generation_) cached = catalog_body_;
+  }
+  if (cached) {
+    HttpResponse r;
+    r.body = *cached;
+    return r;
   }
   auto latest = store_.LatestFinishedPerExperiment();
   std::map<std::string, RunRecord> last;
@@ -558,9 +560,10 @@ HttpResponse Api::ListExperiments() {
     items.push_back(std::move(j));
   }
   HttpResponse r = JsonResponse(200, {{"items", items}});
+  auto body = std::make_shared<const std::string>(r.body);
   std::lock_guard lock(catalog_mu_);
   catalog_generation_ = generation;
-  catalog_body_ = r.body;
+  catalog_body_ = std::move(body);
   return r;
 }
 

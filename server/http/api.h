@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -100,7 +101,9 @@ class Api {
   // The catalog changes only when a run finishes (its last verdict): cached per generation.
   std::mutex catalog_mu_;
   std::uint64_t catalog_generation_ = ~std::uint64_t{0};  // guarded by catalog_mu_
-  std::string catalog_body_;                              // guarded by catalog_mu_
+  // Shared, never modified once built: the lock only guards the pointer, and each response
+  // copies the body outside it (holding it for a 27 KB copy serialised the HTTP threads).
+  std::shared_ptr<const std::string> catalog_body_;  // guarded by catalog_mu_
 
   std::mutex ready_mu_;
   std::chrono::steady_clock::time_point ready_at_{};  // guarded by ready_mu_
