@@ -277,7 +277,8 @@ std::vector<ExperimentSpec> Build() {
        {Events(2000, 200000)},
        {kPartKafka},
        {kLockKafkaBrokers},
-       {Cmp("failure", "lost_acked", kGt, 0), Cmp("success", "lost_acked", kEq, 0),
+       {Cmp("failure", "acknowledged", kGt, 0, kInc), Cmp("failure", "lost_acked", kGt, 0),
+        Cmp("success", "acknowledged", kGt, 0, kInc), Cmp("success", "lost_acked", kEq, 0),
         Cmp("success", "rejected_isr", kGt, 0)},
        180});
 
