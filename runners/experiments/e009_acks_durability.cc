@@ -34,7 +34,6 @@
 #include <thread>
 
 #include "domain/catalog.h"
-#include "runners/common/c_handle.h"
 #include "runners/common/util.h"
 #include "runners/experiments/experiments.h"
 
@@ -488,20 +487,10 @@ class AcksDurability final : public ExperimentBase {
   // once with _UNKNOWN_PARTITION (seen: 1,000 of 1,000, in 278 ms). So the producer's own
   // metadata must show partition 0 with a leader before it sends (bounded).
   static bool WaitForLedPartition(rd_kafka_t* rk, const std::string& topic, Ms timeout) {
-    CHandle<rd_kafka_topic_t, rd_kafka_topic_destroy> rkt(
-        rd_kafka_topic_new(rk, topic.c_str(), nullptr));
     auto deadline = SteadyClock::now() + timeout;
     while (SteadyClock::now() < deadline) {
-      const rd_kafka_metadata_t* raw = nullptr;
-      if (rd_kafka_metadata(rk, 0, rkt.get(), &raw, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        CHandle<const rd_kafka_metadata_t, rd_kafka_metadata_destroy> md(raw);
-        for (int t = 0; t < md->topic_cnt; ++t) {
-          const auto& mt = md->topics[t];
-          if (topic == mt.topic && mt.err == RD_KAFKA_RESP_ERR_NO_ERROR && mt.partition_cnt > 0 &&
-              mt.partitions[0].leader >= 0)
-            return true;
-        }
-      }
+      auto md = kafka::Metadata(rk, topic, 2s);
+      if (md && !md->partitions.empty() && md->partitions.front().leader >= 0) return true;
       std::this_thread::sleep_for(kPoll);
     }
     return false;

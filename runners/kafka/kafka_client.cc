@@ -355,8 +355,7 @@ std::optional<std::string> Consumer::RejoinIfStalled(Ms after) {
   }
   rd_kafka_metadata_destroy(md);
   if (partitions == 0) return std::nullopt;  // nothing to assign yet: not a stall
-  auto topics = subscription_;
-  auto s = Subscribe(topics);
+  auto s = Subscribe(subscription_);
   return "librdkafka 2.0.2: assigned no partition for " + std::to_string(after.count()) +
          " ms while its topics have " + std::to_string(partitions) +
          " (the group formed without them, no rebalance followed); subscribed again" +
@@ -658,10 +657,14 @@ Result<std::map<std::string, std::string>> Admin::DescribeConfigs(rd_kafka_Resou
 }
 
 Result<ClusterInfo> Admin::Metadata(const std::string& topic, Ms timeout) {
+  return kafka::Metadata(rk_.get(), topic, timeout);
+}
+
+Result<ClusterInfo> Metadata(rd_kafka_t* rk, const std::string& topic, Ms timeout) {
   TopicHandle rkt;
-  if (!topic.empty()) rkt.reset(rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr));
+  if (!topic.empty()) rkt.reset(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
   const rd_kafka_metadata_t* raw = nullptr;
-  auto err = rd_kafka_metadata(rk_.get(), 0, rkt.get(), &raw, static_cast<int>(timeout.count()));
+  auto err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("metadata", err);
   CHandle<const rd_kafka_metadata_t, rd_kafka_metadata_destroy> md(raw);
   ClusterInfo info;

@@ -165,6 +165,10 @@ struct ClusterInfo {
   std::vector<PartitionInfo> partitions;  // of the topic asked for
 };
 
+// All brokers, and the partitions of `topic` when given, as this client handle (producer,
+// consumer or admin) learns them: its own metadata, not another client's.
+Result<ClusterInfo> Metadata(rd_kafka_t* rk, const std::string& topic, Ms timeout);
+
 struct Watermarks {
   std::int64_t low = 0;
   std::int64_t high = 0;

@@ -34,12 +34,10 @@ domain::Result<std::unique_ptr<kafka::Producer>> NewProducer(const RoleArgs& arg
 // Exact because every id inside a run is one of ours (rows we hold locked), so no row the relay
 // did not publish is marked. Why not one IN list: MariaDB updates 5,000 rows about twice as fast
 // through a few ranges as through 5,000 IN points (measured: ~0.15 s vs ~0.3 s on this stack).
-// A range stops one id short of its run and the run's last id joins the IN list: InnoDB's range
-// scan reads (and waits to lock) the row just past the range's end even under READ COMMITTED,
-// and past a run's last id is the next batch's first row, locked by the other connection, whose
-// transaction waits for this mark — a wait cycle MySQL cannot see, broken only by the 5 s lock
-// wait timeout (seen in E-001: relay lag p99 5 s, the batch rolled back and published again).
-// Past `last - 1` is `last`, a row this transaction holds.
+// A range stops one id short of its run and the run's last id joins the IN list, so the row an
+// InnoDB range scan reads past its end is always one this transaction holds, never the next
+// batch's first row (locked by the other connection, whose transaction waits for this mark). A
+// precaution beside the SELECT's FORCE INDEX, which removed the wait cycle actually observed.
 std::string IdPredicate(std::vector<std::int64_t> ids) {
   std::sort(ids.begin(), ids.end());
   std::string ranges;

@@ -14,9 +14,6 @@
 // is a parse failure. --on-failure retry: the record is retried (seek back, offsets committed
 // only before it), so its partition stalls — a poison pill; skip: counted and committed past.
 // Runs until SIGTERM, then commits, leaves the group and emits its counters.
-#include <signal.h>
-
-#include <atomic>
 #include <cmath>
 #include <map>
 #include <set>
