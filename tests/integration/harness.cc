@@ -12,10 +12,13 @@
 namespace lab::testing {
 
 void RecordingReporter::Step(std::string_view message) {
-  std::lock_guard lock(mu_);
-  steps_.emplace_back(message);
-  if (echo)
-    std::fprintf(stderr, "  step: %.*s\n", static_cast<int>(message.size()), message.data());
+  {
+    std::lock_guard lock(mu_);
+    steps_.emplace_back(message);
+    if (echo)
+      std::fprintf(stderr, "  step: %.*s\n", static_cast<int>(message.size()), message.data());
+  }
+  if (on_step) on_step(message);
 }
 
 void RecordingReporter::Progress(double) {}
@@ -67,7 +70,8 @@ runners::StackConfig TestStackConfig() {
 RunOutcome RunExperiment(const std::string& id,
                          const std::map<std::string, domain::ParamValue>& params,
                          std::vector<std::string> modes, bool echo, std::stop_token stop,
-                         const std::string& ns_hint) {
+                         const std::string& ns_hint,
+                         std::function<void(std::string_view)> on_step) {
   RunOutcome outcome;
   const auto* spec = domain::FindExperiment(id);
   if (spec == nullptr) return outcome;
@@ -79,6 +83,7 @@ RunOutcome RunExperiment(const std::string& id,
   if (runner == nullptr) return outcome;
   RecordingReporter reporter;
   reporter.echo = echo;
+  reporter.on_step = std::move(on_step);
   domain::RunContext ctx;
   std::random_device rd;
   ctx.run_id = "it" + std::to_string(rd() % 1000000);

@@ -3,6 +3,7 @@
 // cleanup at the end.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <stop_token>
@@ -24,6 +25,9 @@ class RecordingReporter final : public domain::RunReporter {
   std::vector<domain::Artifact> artifacts() const;
   std::vector<std::string> steps() const;
   bool echo = false;
+  // Called on the runner's thread as each step is logged, so a test can act at an exact point
+  // of a run (e.g. stop it while a fault is active) instead of guessing from outside.
+  std::function<void(std::string_view)> on_step;
 
  private:
   mutable std::mutex mu_;
@@ -45,7 +49,8 @@ runners::StackConfig TestStackConfig();
 RunOutcome RunExperiment(const std::string& id,
                          const std::map<std::string, domain::ParamValue>& params,
                          std::vector<std::string> modes = {}, bool echo = false,
-                         std::stop_token stop = {}, const std::string& ns_hint = "");
+                         std::stop_token stop = {}, const std::string& ns_hint = "",
+                         std::function<void(std::string_view)> on_step = {});
 
 std::string Describe(const RunOutcome& outcome);
 
