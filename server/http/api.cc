@@ -262,6 +262,7 @@ Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& me
       limiter_(limiter),
       available_(std::move(available)),
       options_(std::move(options)),
+      openapi_body_(std::make_shared<const std::string>(options_.openapi_json)),
       id_rng_(std::random_device{}()) {}
 
 void Api::LoadHalt() {
@@ -388,7 +389,7 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     route = "/openapi.json";
     if (m != "GET") return method_not_allowed("GET");
     HttpResponse r;
-    r.body = options_.openapi_json;
+    r.shared_body = openapi_body_;
     return r;
   }
   const bool api = !parts.empty() && (parts[0] == "experiments" || parts[0] == "runs" ||
@@ -541,7 +542,7 @@ HttpResponse Api::ListExperiments() {
   }
   if (cached) {
     HttpResponse r;
-    r.body = *cached;
+    r.shared_body = std::move(cached);
     return r;
   }
   auto latest = store_.LatestFinishedPerExperiment();
@@ -560,10 +561,11 @@ HttpResponse Api::ListExperiments() {
     items.push_back(std::move(j));
   }
   HttpResponse r = JsonResponse(200, {{"items", items}});
-  auto body = std::make_shared<const std::string>(r.body);
+  r.shared_body = std::make_shared<const std::string>(std::move(r.body));
+  r.body.clear();
   std::lock_guard lock(catalog_mu_);
   catalog_generation_ = generation;
-  catalog_body_ = std::move(body);
+  catalog_body_ = r.shared_body;
   return r;
 }
 
@@ -735,7 +737,7 @@ HttpResponse Api::GetRun(const std::string& id) {
     std::lock_guard lock(cache_mu_);
     if (auto it = finished_run_json_.find(id); it != finished_run_json_.end()) {
       HttpResponse r;
-      r.body = it->second;
+      r.shared_body = it->second;
       return r;
     }
   }
@@ -754,9 +756,11 @@ HttpResponse Api::GetRun(const std::string& id) {
   }
   r.body = view.dump();
   if (domain::IsTerminal((*run)->state)) {
+    r.shared_body = std::make_shared<const std::string>(std::move(r.body));
+    r.body.clear();
     std::lock_guard lock(cache_mu_);
     if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
-    finished_run_json_[id] = r.body;
+    finished_run_json_[id] = r.shared_body;
   }
   return r;
 }

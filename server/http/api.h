@@ -86,6 +86,7 @@ class Api {
   RateLimiter& limiter_;
   std::set<std::string> available_;
   ApiOptions options_;
+  std::shared_ptr<const std::string> openapi_body_;  // options_.openapi_json, shared
   std::atomic<bool> draining_{false};
 
   std::mutex halt_mu_;
@@ -96,13 +97,14 @@ class Api {
 
   // Finished runs never change: their JSON is kept to answer GET /runs/{id} without the store.
   std::mutex cache_mu_;
-  std::map<std::string, std::string> finished_run_json_;  // guarded by cache_mu_
+  // Shared with the responses that send them, never modified once built.
+  std::map<std::string, std::shared_ptr<const std::string>> finished_run_json_;  // cache_mu_
 
   // The catalog changes only when a run finishes (its last verdict): cached per generation.
   std::mutex catalog_mu_;
   std::uint64_t catalog_generation_ = ~std::uint64_t{0};  // guarded by catalog_mu_
-  // Shared, never modified once built: the lock only guards the pointer, and each response
-  // copies the body outside it (holding it for a 27 KB copy serialised the HTTP threads).
+  // Shared, never modified once built: the lock only guards the pointer, and responses send
+  // the body from it (a 27 KB copy per request page-faulted in freshly trimmed heap pages).
   std::shared_ptr<const std::string> catalog_body_;  // guarded by catalog_mu_
 
   std::mutex ready_mu_;

@@ -90,9 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
       req.headers[name] = std::string(field.value());
     }
     req.body = msg.body();
-    beast::error_code ignored;
-    auto remote = stream_.socket().remote_endpoint(ignored);
-    req.remote_ip = ignored ? "unknown" : remote.address().to_string();
+    req.remote_ip = RemoteIp();
     auto incoming = req.Header("x-request-id");
     req.request_id = incoming && SafeRequestId(*incoming) ? *incoming : NewRequestId();
     keep_alive_ = msg.keep_alive();
@@ -101,29 +99,52 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(std::move(response), req.method == "HEAD");
   }
 
+  // Asked of the socket once per connection, not per request (getpeername is a system call).
+  const std::string& RemoteIp() {
+    if (remote_ip_.empty()) {
+      beast::error_code ec;
+      auto remote = stream_.socket().remote_endpoint(ec);
+      remote_ip_ = ec ? "unknown" : remote.address().to_string();
+    }
+    return remote_ip_;
+  }
+
   void WriteError(int status, const std::string& title, const std::string& detail) {
     keep_alive_ = false;
     Write(Problem(status, title, detail), false);
   }
 
+  // What one write sends: the message points into `owned` or `shared`, which live as long as
+  // the write does.
+  struct Outgoing {
+    std::string owned;
+    std::shared_ptr<const std::string> shared;
+    http::response<http::span_body<const char>> message;
+  };
+
   void Write(HttpResponse response, bool head) {
-    auto res = std::make_shared<http::response<http::string_body>>();
-    res->result(static_cast<unsigned>(response.status));
-    res->version(11);
-    res->set(http::field::server, "reliability-lab");
-    res->set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res->insert(name, value);
-    res->keep_alive(keep_alive_);
+    auto out = std::make_shared<Outgoing>();
+    out->owned = std::move(response.body);
+    out->shared = std::move(response.shared_body);
+    std::string_view body = out->shared ? std::string_view(*out->shared) : out->owned;
+    auto& res = out->message;
+    res.result(static_cast<unsigned>(response.status));
+    res.version(11);
+    res.set(http::field::server, "reliability-lab");
+    res.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res.insert(name, value);
+    res.keep_alive(keep_alive_);
     if (head) {
-      res->content_length(response.body.size());
+      res.content_length(body.size());
     } else {
-      res->body() = std::move(response.body);
-      res->prepare_payload();
+      res.body() = beast::span<const char>(body.data(), body.size());
+      res.prepare_payload();
     }
     stream_.expires_after(options_.write_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-                        if (ec || !self->keep_alive_ || res->need_eof()) return self->Close();
+    http::async_write(stream_, res,
+                      [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+                        if (ec || !self->keep_alive_ || out->message.need_eof())
+                          return self->Close();
                         self->DoRead();
                       });
   }
@@ -181,6 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<EventStream> events_;
   bool keep_alive_ = false;
   int requests_ = 0;
+  std::string remote_ip_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,9 +43,14 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json; charset=utf-8";
   std::string body;
+  // A body that many responses share (the catalog, the OpenAPI document): sent from this
+  // buffer instead of a per-request copy of it. Takes precedence over `body` when set.
+  std::shared_ptr<const std::string> shared_body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<EventStream> stream;  // non-null: an SSE response, body ignored
   std::string route = "unmatched";      // the route template, for metrics
+
+  std::string_view Body() const { return shared_body ? std::string_view(*shared_body) : body; }
 
   void AddHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

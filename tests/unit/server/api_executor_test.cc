@@ -39,12 +39,14 @@ class FakeRunner : public domain::ExperimentRunner {
       saw_stop = ctx.stop.stop_requested();
     }
     domain::ModeResult r;
-    r.metrics = per_call.empty() ? metrics : per_call[static_cast<std::size_t>(call) % per_call.size()];
+    r.metrics =
+        per_call.empty() ? metrics : per_call[static_cast<std::size_t>(call) % per_call.size()];
     r.details_json = R"({"note":"fake"})";
     return r;
   }
 
-  void Cleanup(const domain::RunContext& ctx, const std::vector<domain::Artifact>& created) override {
+  void Cleanup(const domain::RunContext& ctx,
+               const std::vector<domain::Artifact>& created) override {
     ++cleanups;
     cleaned = created;
     cleanup_stop_requested = ctx.stop.stop_requested();
@@ -88,7 +90,11 @@ class FakeProbe : public domain::StackProbe {
 // E-001's criteria: success.commands > 0 (else inconclusive), applied == commands, and
 // duplicates, mismatches, stale_reads == 0 (else refuted).
 domain::ModeMetrics GoodE001() {
-  return {{"commands", 100}, {"applied", 100}, {"duplicates", 0}, {"mismatches", 0}, {"stale_reads", 0}};
+  return {{"commands", 100},
+          {"applied", 100},
+          {"duplicates", 0},
+          {"mismatches", 0},
+          {"stale_reads", 0}};
 }
 
 class ApiTest : public ::testing::Test {
@@ -102,17 +108,18 @@ class ApiTest : public ::testing::Test {
 
   void MakeApi(domain::StackProbe* probe) {
     executor_ = std::make_unique<RunExecutor>(
-        *store_, std::map<std::string, domain::ExperimentRunner*>{{"E-001", &runner_}}, probe, metrics_, health_);
+        *store_, std::map<std::string, domain::ExperimentRunner*>{{"E-001", &runner_}}, probe,
+        metrics_, health_);
     ApiOptions options;
     options.allow_anonymous = true;
     options.openapi_json = "{}";
     api_ = std::make_unique<Api>(*store_, queue_, *executor_, metrics_, probe, health_,
-                                 TokenTable::Parse("").value(), limiter_, std::set<std::string>{"E-001"},
-                                 options);
+                                 TokenTable::Parse("").value(), limiter_,
+                                 std::set<std::string>{"E-001"}, options);
   }
 
-  HttpResponse Call(const std::string& method, const std::string& target, const std::string& body = "",
-                    std::map<std::string, std::string> headers = {}) {
+  HttpResponse Call(const std::string& method, const std::string& target,
+                    const std::string& body = "", std::map<std::string, std::string> headers = {}) {
     HttpRequest req;
     req.method = method;
     req.target = target;
@@ -125,7 +132,7 @@ class ApiTest : public ::testing::Test {
     return api_->Handle(req);
   }
 
-  static Json Body(const HttpResponse& r) { return Json::parse(r.body, nullptr, false); }
+  static Json Body(const HttpResponse& r) { return Json::parse(r.Body(), nullptr, false); }
   static std::string Header(const HttpResponse& r, const std::string& name) {
     for (const auto& [n, v] : r.headers) {
       if (n == name) return v;
@@ -220,8 +227,10 @@ TEST_F(ApiTest, VerdictFollowsTheEvidence) {
   EXPECT_EQ(exp["last_verdict"], "inconclusive");
   EXPECT_EQ(exp["last_runs"].size(), 5u);
   auto m = metrics_.Serialize();
-  EXPECT_NE(m.find(R"(lab_runs_total{experiment="E-001",state="completed",verdict="refuted"} 2)"), std::string::npos);
-  EXPECT_NE(m.find(R"(lab_experiment_last_verdict{experiment="E-001",verdict="inconclusive"} 1)"), std::string::npos);
+  EXPECT_NE(m.find(R"(lab_runs_total{experiment="E-001",state="completed",verdict="refuted"} 2)"),
+            std::string::npos);
+  EXPECT_NE(m.find(R"(lab_experiment_last_verdict{experiment="E-001",verdict="inconclusive"} 1)"),
+            std::string::npos);
 }
 
 // repeat: N runs N times; one refuted repetition refutes the run, and each is reported.
@@ -249,11 +258,13 @@ TEST_F(ApiTest, CleanupRunsAfterRunnerThrows) {
   auto run = RunJson(id);
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
-  EXPECT_NE(run["error"].get<std::string>().find("broker exploded"), std::string::npos) << run.dump();
+  EXPECT_NE(run["error"].get<std::string>().find("broker exploded"), std::string::npos)
+      << run.dump();
   EXPECT_EQ(runner_.cleanups.load(), 1);
   ASSERT_EQ(runner_.cleaned.size(), 1u);
   EXPECT_EQ(runner_.cleaned[0].kind, "kafka-topic");
-  EXPECT_NE(runner_.cleaned[0].name.find(id), std::string::npos) << "artifacts live under the run's namespace";
+  EXPECT_NE(runner_.cleaned[0].name.find(id), std::string::npos)
+      << "artifacts live under the run's namespace";
   EXPECT_EQ(run["artifacts"]["success"][0]["kind"], "kafka-topic");
   EXPECT_TRUE(HasStep(run, "cleanup"));
 }
@@ -317,7 +328,8 @@ TEST_F(ApiTest, PerRunTimeoutStopsTheRun) {
   auto run = RunJson("rtimeout");
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
-  EXPECT_NE(run["verdict_reason"].get<std::string>().find("timed out"), std::string::npos) << run.dump();
+  EXPECT_NE(run["verdict_reason"].get<std::string>().find("timed out"), std::string::npos)
+      << run.dump();
   EXPECT_EQ(runner_.cleanups.load(), 1);
 }
 
@@ -340,7 +352,9 @@ TEST_F(ApiTest, RefusedRequestsQueueNothing) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(Body(r)["errors"][0]["field"], "params.events");
   EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"partitions":25}})").status, 400);
-  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"invalidation":"maybe"}})").status, 400);
+  EXPECT_EQ(
+      Call("POST", "/experiments/E-001/runs", R"({"params":{"invalidation":"maybe"}})").status,
+      400);
   EXPECT_EQ(Call("POST", "/experiments/E-001/runs", "{").status, 400);
   EXPECT_EQ(Call("POST", "/experiments/E-002/runs", "").status, 501);
   EXPECT_EQ(Call("POST", "/experiments/E-404/runs", "").status, 404);
@@ -348,7 +362,9 @@ TEST_F(ApiTest, RefusedRequestsQueueNothing) {
   EXPECT_TRUE(store_->List({})->empty());
   EXPECT_TRUE(store_->ListAudit({})->empty());
   // At the bounds it is accepted.
-  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"params":{"partitions":24,"events":1}})").status, 202);
+  EXPECT_EQ(
+      Call("POST", "/experiments/E-001/runs", R"({"params":{"partitions":24,"events":1}})").status,
+      202);
 }
 
 // Halt pauses the queue and refuses new runs with 503; lifting resumes both.
@@ -360,7 +376,8 @@ TEST_F(ApiTest, HaltPausesQueueAndRefusesRuns) {
   EXPECT_FALSE(Header(refused, "Retry-After").empty());
   std::stop_source stopped;
   stopped.request_stop();
-  EXPECT_FALSE(queue_.PopRunnable(stopped.get_token()).has_value()) << "a halted queue handed out a run";
+  EXPECT_FALSE(queue_.PopRunnable(stopped.get_token()).has_value())
+      << "a halted queue handed out a run";
   EXPECT_EQ(Call("DELETE", "/halt").status, 200);
   runner_.metrics = GoodE001();
   ExecuteNext();
@@ -377,7 +394,8 @@ TEST_F(ApiTest, PreflightRefusesUnhealthyStack) {
   auto run = RunJson(id);
   EXPECT_EQ(run["state"], "failed");
   EXPECT_EQ(run["verdict"], "inconclusive");
-  EXPECT_NE(run["verdict_reason"].get<std::string>().find("mysql"), std::string::npos) << run.dump();
+  EXPECT_NE(run["verdict_reason"].get<std::string>().find("mysql"), std::string::npos)
+      << run.dump();
   EXPECT_EQ(runner_.calls.load(), 0);
 }
 
@@ -397,12 +415,16 @@ TEST_F(ApiTest, PostflightMarksStackDirty) {
 
 // Idempotency at the handler: same key + body → 200 same run; other body → 422.
 TEST_F(ApiTest, IdempotencyKey) {
-  auto first = Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
+  auto first =
+      Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
   ASSERT_EQ(first.status, 202);
-  auto again = Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
+  auto again =
+      Call("POST", "/experiments/E-001/runs", R"({"note":"a"})", {{"idempotency-key", "k"}});
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(Body(again)["id"], Body(first)["id"]);
-  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", R"({"note":"b"})", {{"idempotency-key", "k"}}).status, 422);
+  EXPECT_EQ(
+      Call("POST", "/experiments/E-001/runs", R"({"note":"b"})", {{"idempotency-key", "k"}}).status,
+      422);
   EXPECT_EQ(queue_.Depth(), 1u);
 }
 
