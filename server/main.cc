@@ -108,12 +108,12 @@ int Run(int argc, char** argv) {
           available, api_options);
   api.LoadHalt();
 
-  boost::asio::io_context ioc(config.http_threads);
+  IoContextPool contexts(config.http_threads);
   HttpServerOptions http_options;
   http_options.body_limit = config.body_limit;
   http_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
   http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
-  HttpServer server(ioc, api, http_options);
+  HttpServer server(contexts, api, http_options);
   boost::system::error_code addr_ec;
   auto address = boost::asio::ip::make_address(
       config.listen_host == "localhost" ? "127.0.0.1" : config.listen_host, addr_ec);
@@ -138,7 +138,7 @@ int Run(int argc, char** argv) {
             << " interrupted=" << recovery->interrupted.size()
             << " auth=" << (api_options.allow_anonymous ? "local-only" : "tokens") << "\n";
 
-  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  boost::asio::signal_set signals(contexts.main(), SIGINT, SIGTERM);
   std::atomic<bool> stopping{false};
   std::thread shutdown_thread;
   signals.async_wait([&](const boost::system::error_code&, int signal_number) {
@@ -146,7 +146,8 @@ int Run(int argc, char** argv) {
     std::clog << "event=server.stopping signal=" << signal_number << "\n";
     server.StopAccepting();
     api.SetDraining();
-    queue.SetPaused(true);  // no queued run starts during the shutdown: it stays queued for the next start
+    queue.SetPaused(
+        true);  // no queued run starts during the shutdown: it stays queued for the next start
     shutdown_thread = std::thread([&] {
       int cancelled = executor.CancelAll(lab::server::Actor{"system", ""});
       std::clog << "event=server.cancelling runs=" << cancelled << "\n";
@@ -163,14 +164,11 @@ int Run(int argc, char** argv) {
         std::_Exit(0);
       }
       pool.Stop();
-      ioc.stop();
+      contexts.Stop();
     });
   });
 
-  std::vector<std::thread> io_threads;
-  for (int i = 1; i < config.http_threads; ++i) io_threads.emplace_back([&] { ioc.run(); });
-  ioc.run();
-  for (auto& t : io_threads) t.join();
+  contexts.Run();
   if (shutdown_thread.joinable()) shutdown_thread.join();
   std::clog << "event=server.stopped\n";
   return 0;

@@ -207,8 +207,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-HttpServer::HttpServer(net::io_context& ioc, Api& api, HttpServerOptions options)
-    : ioc_(ioc), api_(api), options_(options), acceptor_(net::make_strand(ioc)) {}
+HttpServer::HttpServer(IoContextPool& contexts, Api& api, HttpServerOptions options)
+    : contexts_(contexts), api_(api), options_(options), acceptor_(contexts.main()) {}
 
 domain::Status HttpServer::Listen(const tcp::endpoint& endpoint) {
   beast::error_code ec;
@@ -242,7 +242,7 @@ void HttpServer::StopAccepting() {
 }
 
 void HttpServer::DoAccept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(contexts_.next(), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) std::make_shared<Session>(std::move(socket), api_, options_)->Run();
     DoAccept();

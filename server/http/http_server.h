@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "server/http/api.h"
+#include "server/http/io_context_pool.h"
 
 namespace lab::server {
 
@@ -23,7 +24,8 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& ioc, Api& api, HttpServerOptions options);
+  // Listens on the pool's main context; each connection lives on the pool's next one.
+  HttpServer(IoContextPool& contexts, Api& api, HttpServerOptions options);
   // Binds and listens; errors carry the address and the system's message.
   domain::Status Listen(const boost::asio::ip::tcp::endpoint& endpoint);
   unsigned short port() const;
@@ -33,7 +35,7 @@ class HttpServer {
  private:
   void DoAccept();
 
-  boost::asio::io_context& ioc_;
+  IoContextPool& contexts_;
   Api& api_;
   HttpServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
