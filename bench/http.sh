@@ -34,8 +34,12 @@ done
 mkdir -p "$WORK/www/runs" "$WORK/nginx"
 curl -s "$LAB/experiments" >"$WORK/www/experiments"
 curl -s "$LAB/runs/$RUN" >"$WORK/www/runs/$RUN"
-NPORT=$((PORT + 1)); while (echo >"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null; do NPORT=$((NPORT + 1)); done
-cat >"$WORK/nginx.conf" <<CONF
+# A free port for nginx: the probe cannot see a port held by a client's socket (a bind then
+# fails with EADDRINUSE), so nginx itself is the test, a bounded number of times.
+NPORT=$((PORT + 1))
+for attempt in $(seq 20); do
+  while (echo >"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null; do NPORT=$((NPORT + 1)); done
+  cat >"$WORK/nginx.conf" <<CONF
 worker_processes 2;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx/error.log;
@@ -47,7 +51,10 @@ http {
   server { listen 127.0.0.1:$NPORT; root $WORK/www; default_type application/json; }
 }
 CONF
-nginx -c "$WORK/nginx.conf"
+  nginx -c "$WORK/nginx.conf" 2>"$WORK/nginx.err" && break
+  [ "$attempt" = 20 ] && { cat "$WORK/nginx.err"; echo "bench: nginx did not start"; exit 1; }
+  NPORT=$((NPORT + 1))
+done
 NGX="http://127.0.0.1:$NPORT"
 sleep 0.3
 
