@@ -77,8 +77,8 @@ transaction.state.log.num.partitions=6
 
 # ISR and liveness changes visible in seconds
 replica.lag.time.max.ms=5000
-broker.heartbeat.interval.ms=1000
-broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=4000
 group.initial.rebalance.delay.ms=0
 
 # small thread pools for 2 cores

@@ -43,8 +43,9 @@ namespace {
 using namespace std::chrono_literals;
 using Ms = std::chrono::milliseconds;
 
-// The brokers run with replica.lag.time.max.ms=5000 and broker.session.timeout.ms=6000: a paused
-// follower leaves the ISR after ~5-6 s, a killed leader is fenced (and replaced) after ~6-8 s.
+// The brokers run with replica.lag.time.max.ms=5000 and broker.session.timeout.ms=4000: a paused
+// follower is fenced and leaves the ISR after ~4 s, a killed leader is fenced (and replaced)
+// after ~4-8 s (more when it was the active controller).
 constexpr Ms kLeaderWait = 15s;
 constexpr Ms kIsrShrinkWait = 30s;
 constexpr Ms kElectionWait = 45s;
