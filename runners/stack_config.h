@@ -2,6 +2,7 @@
 // server loads overrides from its --config file and LAB_* environment variables.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ struct StackConfig {
   std::string role_binary = "build/lab-role";
   // MySQL migrations for the experiment schema.
   std::string mysql_migrations_dir = "migrations/mysql";
+  // The binary each run's modes and cleanup execute in (runners/runner_host_main.cc), so that a
+  // crash of a client library ends that process, not the server.
+  std::string runner_host_binary = "build/lab-runner-host";
 };
+
+// Every field but the MySQL password, which travels in LAB_MYSQL_PASSWORD only.
+nlohmann::json StackConfigToJson(const StackConfig& config);
+// Overrides the fields `j` names; leaves the others (and the password) as they are.
+void ApplyStackConfigJson(const nlohmann::json& j, StackConfig& config);
 
 }  // namespace lab::runners

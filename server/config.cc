@@ -49,21 +49,6 @@ domain::Result<std::string> ReadFile(const std::string& path, const char* what) 
   return s.str();
 }
 
-void ApplyStackJson(const nlohmann::json& j, runners::StackConfig& s) {
-  s.kafka_bootstrap = j.value("kafka_bootstrap", s.kafka_bootstrap);
-  s.registry_url = j.value("registry_url", s.registry_url);
-  s.mysql_host = j.value("mysql_host", s.mysql_host);
-  s.mysql_port = j.value("mysql_port", s.mysql_port);
-  s.mysql_user = j.value("mysql_user", s.mysql_user);
-  s.mysql_database = j.value("mysql_database", s.mysql_database);
-  s.redis_host = j.value("redis_host", s.redis_host);
-  s.redis_port = j.value("redis_port", s.redis_port);
-  s.redis_cluster_seeds = j.value("redis_cluster_seeds", s.redis_cluster_seeds);
-  s.toxiproxy_url = j.value("toxiproxy_url", s.toxiproxy_url);
-  s.stack_script = j.value("stack_script", s.stack_script);
-  s.role_binary = j.value("role_binary", s.role_binary);
-}
-
 void ApplyEnvironment(runners::StackConfig& s) {
   auto env = [](const char* name) -> const char* {
     return std::getenv(name);
@@ -138,6 +123,7 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
 #endif
 #ifdef LAB_BINARY_DIR
   c.stack.role_binary = std::string(LAB_BINARY_DIR) + "/lab-role";
+  c.stack.runner_host_binary = std::string(LAB_BINARY_DIR) + "/lab-runner-host";
 #endif
   std::string config_file;
   std::string tokens_file;
@@ -201,7 +187,7 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
                        "config file " + config_file + " is not a JSON object");
     }
     try {
-      if (j.contains("stack")) ApplyStackJson(j["stack"], c.stack);
+      if (j.contains("stack")) runners::ApplyStackConfigJson(j["stack"], c.stack);
       c.workers = j.value("workers", c.workers);
       c.queue_capacity = j.value("queue_capacity", c.queue_capacity);
       c.rate_limit = j.value("rate_limit", c.rate_limit);

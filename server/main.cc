@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "domain/catalog.h"
+#include "runners/isolated_runner.h"
 #include "runners/runner_factory.h"
 #include "server/config.h"
 #include "server/http/api.h"
@@ -79,7 +80,8 @@ int Run(int argc, char** argv) {
     std::clog << "event=run.interrupted run=" << id << " reason=\"server restarted\"\n";
   }
 
-  auto runner_list = lab::runners::MakeRunners(config.stack);
+  auto runner_list =
+      lab::runners::IsolateRunners(lab::runners::MakeRunners(config.stack), config.stack);
   std::map<std::string, lab::domain::ExperimentRunner*> runners;
   std::set<std::string> available;
   for (const auto& r : runner_list) {

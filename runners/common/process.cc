@@ -117,6 +117,11 @@ void ChildProcess::Kill() {
   status_ = s;
 }
 
+bool ChildProcess::Signal(int signal) {
+  if (pid_ <= 0 || status_) return false;
+  return ::kill(pid_, signal) == 0;
+}
+
 std::string ChildProcess::ReadLog() const {
   std::ifstream in(log_path_);
   std::stringstream text;

@@ -39,6 +39,8 @@ class ChildProcess {
   // nullopt: still running after `timeout` or stop requested.
   std::optional<ExitStatus> Wait(std::chrono::milliseconds timeout, const std::stop_token& stop);
   void Kill();  // SIGKILL and reap
+  // Sends `signal` without waiting (SIGTERM: asks it to stop); false once it has been reaped.
+  bool Signal(int signal);
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
 
