@@ -202,11 +202,9 @@ domain::ModeResult IsolatedRunner::RunMode(const domain::RunContext& ctx, const 
   if (out.error) throw std::runtime_error(*out.error);
   if (out.result) return wire::ResultFromJson(*out.result);
   domain::ModeResult r;
-  r.inconclusive = ctx.stop.stop_requested() && out.status && out.status->signaled &&
-                           out.status->signal == SIGKILL
-                       ? "cancelled; the runner process did not stop within " +
-                             std::to_string(kStopGrace.count()) + " s and was killed"
-                       : out.Death();
+  // Stopped before it could answer (e.g. SIGTERM before its handler was installed, or killed
+  // after the grace): still a cancel, with the process's end in the details.
+  r.inconclusive = out.stop_sent ? "cancelled" : out.Death();
   if (out.ClientLibraryAbort()) {
     r.client_library_failures.push_back(mode + ": " + out.Death());
   }
@@ -215,7 +213,7 @@ domain::ModeResult IsolatedRunner::RunMode(const domain::RunContext& ctx, const 
                     {"output_tail", std::vector<std::string>(out.tail.begin(), out.tail.end())},
                     {"log", out.log_path}}}};
   r.details_json = details.dump();
-  if (ctx.reporter != nullptr) ctx.reporter->Step(mode + ": " + out.Death());
+  if (ctx.reporter != nullptr) ctx.reporter->Step(out.Death());
   return r;
 }
 
