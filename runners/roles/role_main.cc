@@ -3,6 +3,10 @@
 //   lab-role command-service|outbox-relay|consumer-service|replay-worker --ns NS [--key value]…
 // Common flags: --bootstrap, --mysql-host/--mysql-port/--mysql-user/--mysql-db (password from
 // LAB_MYSQL_PASSWORD), --failpoint NAME --failpoint-after N. Exit 0 when the work is done.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -11,6 +15,12 @@
 
 int main(int argc, char** argv) {
   using namespace lab::runners::roles;
+  // A role dies with the process that started it (the run's lab-runner-host): if that process
+  // is killed, nothing else would stop the role, and it would go on writing into a run whose
+  // cleanup has already removed its tables and topics.
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) return 1;
   if (argc < 2) {
     std::fprintf(stderr, "usage: lab-role ROLE --ns NS [--key value]...\n");
     return 2;

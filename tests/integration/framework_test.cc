@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -135,7 +136,13 @@ void ExpectNothingLeft(const std::vector<domain::Artifact>& artifacts) {
       EXPECT_EQ(std::count(subjects->begin(), subjects->end(), a.name), 0);
     } else if (a.kind == "process") {
       pid_t pid = static_cast<pid_t>(std::stol(a.name));
-      EXPECT_TRUE(e2e::WaitFor([&] { return ProcessState(pid) == "gone"; }, 10s))
+      // A zombie ("Z") is dead: in a container whose init does not reap orphans it stays.
+      EXPECT_TRUE(e2e::WaitFor(
+          [&] {
+            auto s = ProcessState(pid);
+            return s == "gone" || s == "Z";
+          },
+          10s))
           << "state " << ProcessState(pid);
     } else {
       ADD_FAILURE() << "an artifact kind this test does not know how to check";
@@ -165,6 +172,55 @@ TEST(Framework, CancelMidRunLeavesNothingBehind) {
 
   ApiRun done = WaitRun(id, 120s);
   EXPECT_EQ(done.state, "cancelled") << done.view.dump(2);
+  auto artifacts = ArtifactsOf(done.view);
+  EXPECT_TRUE(HasKind(artifacts, "process")) << done.view.dump(2);
+  ExpectNothingLeft(artifacts);
+}
+
+// The pid of the lab-runner-host process running a mode of run `id` (its job file is named
+// after the run's namespace), or -1.
+pid_t RunnerHostOf(const std::string& id) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find("lab-runner-host") != std::string::npos &&
+        cmdline.find(id) != std::string::npos && cmdline.find("cleanup") == std::string::npos) {
+      return static_cast<pid_t>(std::stol(name));
+    }
+  }
+  return -1;
+}
+
+// A runner process that aborts mid-mode (as librdkafka 2.0.2 can) ends that mode inconclusive,
+// with the signal in the reason; the server goes on answering, and the run is cleaned up —
+// including the role processes the dead runner had started.
+TEST(Framework, AnAbortedRunnerProcessEndsTheModeNotTheServer) {
+  std::string id = QueueRun("E-003", {}, {"failure"});
+  ASSERT_FALSE(id.empty());
+  Json running = WaitView(
+      id,
+      [](const Json& v) {
+        const std::string state = v.value("state", "");
+        if (state == "queued") return false;
+        auto a = ArtifactsOf(v);
+        return state != "running" || (HasKind(a, "process") && HasKind(a, "kafka-topic"));
+      },
+      90s);
+  ASSERT_EQ(running.value("state", ""), "running") << running.dump(2);
+  pid_t host = RunnerHostOf(id);
+  ASSERT_GT(host, 0) << "no lab-runner-host process for run " << id;
+  ASSERT_EQ(::kill(host, SIGABRT), 0);
+
+  ApiRun done = WaitRun(id, 120s);
+  EXPECT_EQ(done.state, "completed") << done.view.dump(2);
+  EXPECT_EQ(done.view.value("verdict", ""), "inconclusive") << done.view.dump(2);
+  const auto& failure = done.view["evidence"]["failure"];
+  EXPECT_NE(failure.value("inconclusive", "").find("signal 6"), std::string::npos)
+      << done.view.dump(2);
+  auto c = ApiServer::Get().client();
+  EXPECT_EQ(c.Get("/healthz").status, 200);
   auto artifacts = ArtifactsOf(done.view);
   EXPECT_TRUE(HasKind(artifacts, "process")) << done.view.dump(2);
   ExpectNothingLeft(artifacts);
