@@ -182,17 +182,22 @@ IsolatedRunner::Outcome IsolatedRunner::Execute(const domain::RunContext& ctx,
   return out;
 }
 
-domain::ModeResult IsolatedRunner::RunMode(const domain::RunContext& ctx, const std::string& mode) {
+wire::Job IsolatedRunner::JobFor(const domain::RunContext& ctx, wire::Job::Op op) const {
   wire::Job job;
-  job.op = wire::Job::Op::kRunMode;
+  job.op = op;
   job.experiment = std::string(ExperimentId());
-  job.mode = mode;
   job.run_id = ctx.run_id;
   job.ns = ctx.ns;
   job.params = ctx.params;
   job.keep_artifacts = ctx.keep_artifacts;
   job.repetition = ctx.repetition;
   job.stack = config_;
+  return job;
+}
+
+domain::ModeResult IsolatedRunner::RunMode(const domain::RunContext& ctx, const std::string& mode) {
+  wire::Job job = JobFor(ctx, wire::Job::Op::kRunMode);
+  job.mode = mode;
   Outcome out = Execute(ctx, mode, wire::JobToJson(job).dump());
   if (!out.spawn_error.empty()) {
     domain::ModeResult r;
@@ -219,16 +224,8 @@ domain::ModeResult IsolatedRunner::RunMode(const domain::RunContext& ctx, const 
 
 void IsolatedRunner::Cleanup(const domain::RunContext& ctx,
                              const std::vector<domain::Artifact>& created) {
-  wire::Job job;
-  job.op = wire::Job::Op::kCleanup;
-  job.experiment = std::string(ExperimentId());
-  job.run_id = ctx.run_id;
-  job.ns = ctx.ns;
-  job.params = ctx.params;
-  job.keep_artifacts = ctx.keep_artifacts;
-  job.repetition = ctx.repetition;
+  wire::Job job = JobFor(ctx, wire::Job::Op::kCleanup);
   job.artifacts = created;
-  job.stack = config_;
   Outcome out = Execute(ctx, "cleanup", wire::JobToJson(job).dump());
   if (!out.spawn_error.empty())
     throw std::runtime_error("cannot start the runner process: " + out.spawn_error);

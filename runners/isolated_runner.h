@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "domain/ports.h"
+#include "runners/runner_wire.h"
 #include "runners/stack_config.h"
 
 namespace lab::runners {
@@ -35,6 +36,7 @@ class IsolatedRunner final : public domain::ExperimentRunner {
 
  private:
   struct Outcome;
+  wire::Job JobFor(const domain::RunContext& ctx, wire::Job::Op op) const;
   Outcome Execute(const domain::RunContext& ctx, const std::string& label,
                   const std::string& job_json);
 

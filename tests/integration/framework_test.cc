@@ -150,21 +150,27 @@ void ExpectNothingLeft(const std::vector<domain::Artifact>& artifacts) {
   }
 }
 
+// Waits (bounded) until run `id` is running and has created an artifact of each kind; returns
+// the last view (its state says whether that happened before the run ended).
+Json WaitRunningWith(const std::string& id, const std::vector<std::string>& kinds) {
+  return WaitView(
+      id,
+      [&](const Json& v) {
+        const std::string state = v.value("state", "");
+        if (state == "queued") return false;
+        auto a = ArtifactsOf(v);
+        return state != "running" || std::all_of(kinds.begin(), kinds.end(),
+                                                 [&](const auto& k) { return HasKind(a, k); });
+      },
+      90s);
+}
+
 // Cancel in the middle of E-003 (relay and consumer processes running, topics and rows made):
 // the run ends cancelled and its cleanup removes all of it.
 TEST(Framework, CancelMidRunLeavesNothingBehind) {
   std::string id = QueueRun("E-003", {}, {"failure"});
   ASSERT_FALSE(id.empty());
-  Json running = WaitView(
-      id,
-      [](const Json& v) {
-        const std::string state = v.value("state", "");
-        if (state == "queued") return false;
-        auto a = ArtifactsOf(v);
-        return state != "running" ||
-               (HasKind(a, "process") && HasKind(a, "kafka-topic") && HasKind(a, "mysql-rows"));
-      },
-      90s);
+  Json running = WaitRunningWith(id, {"process", "kafka-topic", "mysql-rows"});
   ASSERT_EQ(running.value("state", ""), "running") << running.dump(2);
   auto c = ApiServer::Get().client();
   auto r = c.PostJson("/runs/" + id + "/cancel", Json::object());
@@ -199,15 +205,7 @@ pid_t RunnerHostOf(const std::string& id) {
 TEST(Framework, AnAbortedRunnerProcessEndsTheModeNotTheServer) {
   std::string id = QueueRun("E-003", {}, {"failure"});
   ASSERT_FALSE(id.empty());
-  Json running = WaitView(
-      id,
-      [](const Json& v) {
-        const std::string state = v.value("state", "");
-        if (state == "queued") return false;
-        auto a = ArtifactsOf(v);
-        return state != "running" || (HasKind(a, "process") && HasKind(a, "kafka-topic"));
-      },
-      90s);
+  Json running = WaitRunningWith(id, {"process", "kafka-topic"});
   ASSERT_EQ(running.value("state", ""), "running") << running.dump(2);
   pid_t host = RunnerHostOf(id);
   ASSERT_GT(host, 0) << "no lab-runner-host process for run " << id;
