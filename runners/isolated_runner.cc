@@ -11,7 +11,6 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "runners/common/c_handle.h"
 #include "runners/common/process.h"
 #include "runners/common/util.h"
 #include "runners/runner_wire.h"
@@ -123,38 +122,45 @@ IsolatedRunner::Outcome IsolatedRunner::Execute(const domain::RunContext& ctx,
     return out;
   }
   LineReader reader(out.log_path);
-  auto on_line = [&](std::string_view line) {
-    auto msg = wire::ParseLine(line);
-    if (!msg) {
-      out.tail.emplace_back(line);
-      if (out.tail.size() > kTailLines) out.tail.pop_front();
-      return;
-    }
-    const std::string t = (*msg)["t"].get<std::string>();
+  auto keep = [&](std::string_view line) {
+    out.tail.emplace_back(line);
+    if (out.tail.size() > kTailLines) out.tail.pop_front();
+  };
+  auto dispatch = [&](const Json& m) {
+    const std::string t = m["t"].get<std::string>();
     domain::RunReporter* r = ctx.reporter;
     if (t == "result") {
-      out.result = *msg;
+      out.result = m;
     } else if (t == "error") {
-      out.error = msg->value("m", std::string());
+      out.error = m.value("m", std::string());
     } else if (t == "done") {
       out.done = true;
     } else if (r == nullptr) {
       return;
     } else if (t == "step") {
-      r->Step(msg->value("m", std::string()));
+      r->Step(m.value("m", std::string()));
     } else if (t == "progress") {
-      r->Progress(msg->value("p", 0.0));
+      r->Progress(m.value("p", 0.0));
     } else if (t == "created") {
-      const Json& a = (*msg)["artifact"];
-      r->Created(msg->value("mode", std::string()),
+      const Json& a = m.at("artifact");
+      r->Created(m.value("mode", std::string()),
                  {a.value("kind", std::string()), a.value("name", std::string())});
     } else if (t == "gauge" || t == "count") {
-      auto labels = msg->value("labels", std::map<std::string, std::string>{});
+      auto labels = m.value("labels", std::map<std::string, std::string>{});
       if (t == "gauge") {
-        r->Gauge(msg->value("name", std::string()), labels, msg->value("v", 0.0));
+        r->Gauge(m.value("name", std::string()), labels, m.value("v", 0.0));
       } else {
-        r->Count(msg->value("name", std::string()), labels, msg->value("v", 0.0));
+        r->Count(m.value("name", std::string()), labels, m.value("v", 0.0));
       }
+    }
+  };
+  auto on_line = [&](std::string_view line) {
+    auto msg = wire::ParseLine(line);
+    if (!msg) return keep(line);
+    try {
+      dispatch(*msg);
+    } catch (const nlohmann::json::exception&) {
+      keep(line);  // ours in form, not in content: kept as output, never fatal to the server
     }
   };
   std::stop_source never;

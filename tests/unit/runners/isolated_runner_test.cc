@@ -162,6 +162,17 @@ echo '@lab {"t":"result","metrics":{"never":1}}'
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
 }
 
+TEST_F(IsolatedRunnerTest, AMalformedEventIsKeptAsOutputNotFatal) {
+  auto runner = Host(R"(echo '@lab {"t":"created"}'
+echo '@lab {"t":"gauge","name":"lab_outbox_backlog","labels":5,"v":1}'
+echo '@lab {"t":"result","metrics":{"lost":0}}'
+)");
+  auto result = runner.RunMode(Context(), "success");
+  EXPECT_FALSE(result.inconclusive.has_value());
+  EXPECT_EQ(result.metrics["lost"], 0);
+  EXPECT_TRUE(recorder_.created.empty());
+}
+
 TEST_F(IsolatedRunnerTest, WhatTheRunnerThrewIsThrownAgain) {
   auto runner = Host(R"(echo '@lab {"t":"error","m":"mysql: table exists"}'; exit 1
 )");
