@@ -3,8 +3,6 @@
 // runners/runner_wire.h. SIGTERM asks the runner to stop (it undoes its faults and reports);
 // so does the server's death (PR_SET_PDEATHSIG), so an orphaned host never keeps faults on.
 #include <signal.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -16,6 +14,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "runners/common/process.h"
 #include "runners/runner_factory.h"
 #include "runners/runner_wire.h"
 
@@ -62,12 +61,11 @@ int Usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const pid_t parent = ::getppid();
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  const bool parent_alive = runners::DieWithParent(SIGTERM);
   struct sigaction sa {};
   sa.sa_handler = OnTerm;
   ::sigaction(SIGTERM, &sa, nullptr);
-  if (::getppid() != parent) g_term.store(true);  // the server died before prctl took effect
+  if (!parent_alive) g_term.store(true);  // the server died before this process could ask
 
   if (argc != 3 || std::string(argv[1]) != "--job") return Usage("needs --job FILE");
   std::ifstream in(argv[2]);

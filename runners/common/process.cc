@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -120,6 +121,12 @@ void ChildProcess::Kill() {
 bool ChildProcess::Signal(int signal) {
   if (pid_ <= 0 || status_) return false;
   return ::kill(pid_, signal) == 0;
+}
+
+bool DieWithParent(int signal) {
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, signal);
+  return ::getppid() == parent;
 }
 
 std::string ChildProcess::ReadLog() const {

@@ -56,6 +56,10 @@ struct CommandOutput {
   std::string output;
 };
 
+// For a child's main(): the kernel sends this process `signal` when its parent dies. False when
+// the parent has already died (before the request could take effect).
+bool DieWithParent(int signal);
+
 // Runs a command to completion (bounded): e.g. infra/stack.sh kafka stop 2.
 domain::Result<CommandOutput> RunCommand(const std::vector<std::string>& argv,
                                          std::chrono::milliseconds timeout);

@@ -3,14 +3,12 @@
 //   lab-role command-service|outbox-relay|consumer-service|replay-worker --ns NS [--key value]…
 // Common flags: --bootstrap, --mysql-host/--mysql-port/--mysql-user/--mysql-db (password from
 // LAB_MYSQL_PASSWORD), --failpoint NAME --failpoint-after N. Exit 0 when the work is done.
-#include <signal.h>
-#include <sys/prctl.h>
-#include <unistd.h>
-
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
 
+#include "runners/common/process.h"
 #include "runners/roles/role_common.h"
 
 int main(int argc, char** argv) {
@@ -18,9 +16,7 @@ int main(int argc, char** argv) {
   // A role dies with the process that started it (the run's lab-runner-host): if that process
   // is killed, nothing else would stop the role, and it would go on writing into a run whose
   // cleanup has already removed its tables and topics.
-  const pid_t parent = ::getppid();
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) return 1;
+  if (!lab::runners::DieWithParent(SIGKILL)) return 1;
   if (argc < 2) {
     std::fprintf(stderr, "usage: lab-role ROLE --ns NS [--key value]...\n");
     return 2;

@@ -561,11 +561,10 @@ HttpResponse Api::ListExperiments() {
     items.push_back(std::move(j));
   }
   HttpResponse r = JsonResponse(200, {{"items", items}});
-  r.shared_body = std::make_shared<const std::string>(std::move(r.body));
-  r.body.clear();
+  auto body = r.Share();
   std::lock_guard lock(catalog_mu_);
   catalog_generation_ = generation;
-  catalog_body_ = r.shared_body;
+  catalog_body_ = std::move(body);
   return r;
 }
 
@@ -756,11 +755,10 @@ HttpResponse Api::GetRun(const std::string& id) {
   }
   r.body = view.dump();
   if (domain::IsTerminal((*run)->state)) {
-    r.shared_body = std::make_shared<const std::string>(std::move(r.body));
-    r.body.clear();
+    auto body = r.Share();
     std::lock_guard lock(cache_mu_);
     if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
-    finished_run_json_[id] = r.shared_body;
+    finished_run_json_[id] = std::move(body);
   }
   return r;
 }

@@ -51,6 +51,11 @@ struct HttpResponse {
   std::string route = "unmatched";      // the route template, for metrics
 
   std::string_view Body() const { return shared_body ? std::string_view(*shared_body) : body; }
+  // Moves `body` into `shared_body` and returns it, for a cache to keep.
+  std::shared_ptr<const std::string> Share() {
+    if (!shared_body) shared_body = std::make_shared<const std::string>(std::exchange(body, {}));
+    return shared_body;
+  }
 
   void AddHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));
