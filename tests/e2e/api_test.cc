@@ -29,10 +29,10 @@ TEST_F(ApiE2E, HealthzAndOpenApi) {
   auto doc = o.json();
   ASSERT_TRUE(doc.is_object());
   EXPECT_EQ(doc.value("openapi", "").substr(0, 2), "3.");
-  for (const char* p : {"/healthz", "/readyz", "/metrics", "/openapi.json", "/experiments",
-                        "/experiments/{id}", "/experiments/{id}/runs", "/runs", "/runs/{run_id}",
-                        "/runs/{run_id}/events", "/runs/{run_id}/report", "/runs/{run_id}/cancel",
-                        "/halt", "/audit", "/audit/verify"}) {
+  for (const char* p :
+       {"/healthz", "/readyz", "/metrics", "/openapi.json", "/experiments", "/experiments/{id}",
+        "/experiments/{id}/runs", "/runs", "/runs/{run_id}", "/runs/{run_id}/events",
+        "/runs/{run_id}/report", "/runs/{run_id}/cancel", "/halt", "/audit", "/audit/verify"}) {
     bool found = doc["paths"].contains(p);
     if (!found) {  // the parameter may be spelled differently ({id} vs {run_id})
       std::string alt = p;
@@ -71,17 +71,21 @@ TEST_F(ApiE2E, MetricsExposeContractNames) {
   EXPECT_EQ(m.Header("content-type").rfind("text/plain", 0), 0u);
   for (const char* name :
        {"lab_http_requests_total", "lab_http_request_duration_seconds_bucket", "lab_runs_total",
-        "lab_run_duration_seconds_bucket", "lab_queue_depth", "lab_workers_busy", "lab_workers_total",
-        "lab_experiment_last_verdict", "lab_run_active", "lab_stack_dirty", "lab_outbox_backlog",
-        "lab_outbox_oldest_age_seconds", "lab_dlq_messages_total", "lab_db_queries_total",
-        "lab_kafka_under_replicated_partitions"}) {
+        "lab_run_duration_seconds_bucket", "lab_queue_depth", "lab_workers_busy",
+        "lab_workers_total", "lab_experiment_last_verdict", "lab_run_active", "lab_stack_dirty",
+        "lab_outbox_backlog", "lab_outbox_oldest_age_seconds", "lab_dlq_messages_total",
+        "lab_db_queries_total", "lab_kafka_under_replicated_partitions"}) {
     EXPECT_NE(m.body.find(std::string("\n") + name), std::string::npos) << name << " missing";
   }
-  EXPECT_NE(m.body.find(R"(lab_http_requests_total{code="202",method="POST",route="/experiments/{id}/runs"})"),
+  EXPECT_NE(
+      m.body.find(
+          R"(lab_http_requests_total{code="202",method="POST",route="/experiments/{id}/runs"})"),
+      std::string::npos);
+  EXPECT_NE(m.body.find(R"(lab_runs_total{experiment="E-000",state="completed",verdict=)"),
             std::string::npos);
-  EXPECT_NE(m.body.find(R"(lab_runs_total{experiment="E-000",state="completed",verdict=)"), std::string::npos);
-  EXPECT_NE(m.body.find(R"(lab_experiment_last_verdict{experiment="E-000",verdict="inconclusive"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      m.body.find(R"(lab_experiment_last_verdict{experiment="E-000",verdict="inconclusive"} 1)"),
+      std::string::npos);
   EXPECT_NE(m.body.find("lab_workers_total 2"), std::string::npos);
 }
 
@@ -94,12 +98,14 @@ TEST_F(ApiE2E, CatalogListsExperimentsWithAvailability) {
   ASSERT_GE(items.size(), 2u);
   bool e000 = false;
   for (const auto& e : items) {
-    for (const char* f : {"id", "title", "category", "claim", "modes", "parameters", "requires", "available"}) {
+    for (const char* f :
+         {"id", "title", "category", "claim", "modes", "parameters", "requires", "available"}) {
       EXPECT_TRUE(e.contains(f)) << e.value("id", "?") << " lacks " << f;
     }
     EXPECT_TRUE(e["available"].is_boolean());
     for (const auto& p : e["parameters"]) {
-      for (const char* f : {"name", "type", "default", "min", "max", "unit"}) EXPECT_TRUE(p.contains(f));
+      for (const char* f : {"name", "type", "default", "min", "max", "unit"})
+        EXPECT_TRUE(p.contains(f));
     }
     if (e["id"] == "E-000") {
       e000 = true;
@@ -163,7 +169,8 @@ TEST_F(ApiE2E, RunE000ToCompletion) {
   int down = 0;
   for (const auto& [name, value] : metrics.items()) {
     const std::string suffix = ".reachable";
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       ++parts;
       if (value.get<double>() == 0) ++down;
     }
@@ -173,7 +180,8 @@ TEST_F(ApiE2E, RunE000ToCompletion) {
   // Every part here is a closed port, so none answers and the claim cannot be confirmed.
   EXPECT_EQ(down, parts);
   EXPECT_EQ(verdict, "inconclusive");
-  EXPECT_EQ(done["evidence"]["check"]["details"]["unreachable_parts"].size(), static_cast<std::size_t>(down));
+  EXPECT_EQ(done["evidence"]["check"]["details"]["unreachable_parts"].size(),
+            static_cast<std::size_t>(down));
 
   // The experiment now shows this run among its last runs.
   auto exp = http.Get("/experiments/E-000").json();
@@ -216,19 +224,19 @@ TEST_F(ApiE2E, ValidationRejectsBadBodiesAndQueuesNothing) {
     std::string field;
   };
   const std::vector<Case> cases = {
-      {R"({"params": {"timeout_ms": 100)", "body"},                // malformed JSON
-      {R"([1, 2])", "body"},                                       // not an object
+      {R"({"params": {"timeout_ms": 100)", "body"},  // malformed JSON
+      {R"([1, 2])", "body"},                         // not an object
       {R"("check")", "body"},
-      {R"({"params": {"nope": 1}})", "params.nope"},               // unknown parameter
-      {R"({"params": {"timeout_ms": 99}})", "params.timeout_ms"},  // below the minimum (100)
+      {R"({"params": {"nope": 1}})", "params.nope"},                  // unknown parameter
+      {R"({"params": {"timeout_ms": 99}})", "params.timeout_ms"},     // below the minimum (100)
       {R"({"params": {"timeout_ms": 10001}})", "params.timeout_ms"},  // above the maximum (10000)
       {R"({"params": {"timeout_ms": -5}})", "params.timeout_ms"},
       {R"({"params": {"timeout_ms": "fast"}})", "params.timeout_ms"},  // wrong type
       {R"({"params": {"timeout_ms": 150.5}})", "params.timeout_ms"},   // not an integer
-      {R"({"modes": ["explode"]})", "modes[0]"},                   // unknown mode
+      {R"({"modes": ["explode"]})", "modes[0]"},                       // unknown mode
       {R"({"modes": "check"})", "modes"},
       {R"({"modes": []})", "modes"},
-      {R"({"colour": "red"})", "colour"},                          // unknown field
+      {R"({"colour": "red"})", "colour"},  // unknown field
       {R"({"repeat": 0})", "repeat"},
       {R"({"repeat": 21})", "repeat"},
       {R"({"timeout_seconds": 4})", "timeout_seconds"},
@@ -245,8 +253,9 @@ TEST_F(ApiE2E, ValidationRejectsBadBodiesAndQueuesNothing) {
   // The bounds themselves are accepted.
   EXPECT_EQ(CountRuns(http), 0) << "a rejected request was queued";
   for (int ms : {100, 10000}) {
-    auto ok = http.PostJson("/experiments/E-000/runs",
-                            {{"params", {{"timeout_ms", ms}}}, {"timeout_seconds", 5}, {"repeat", 1}});
+    auto ok =
+        http.PostJson("/experiments/E-000/runs",
+                      {{"params", {{"timeout_ms", ms}}}, {"timeout_seconds", 5}, {"repeat", 1}});
     EXPECT_EQ(ok.status, 202) << ms << ": " << ok.body;
   }
   EXPECT_EQ(CountRuns(http), 2);
@@ -339,20 +348,29 @@ TEST_F(ApiE2E, RunsFiltersAndCursorPaging) {
   EXPECT_EQ(http.Get("/runs?experiment=E-001").json()["items"].size(), 0u);
   EXPECT_EQ(http.Get("/runs?state=queued").json()["items"].size(), 0u);
   EXPECT_EQ(http.Get("/runs?verdict=confirmed").json()["items"].size(), 0u);
-  EXPECT_EQ(http.Get("/runs?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00.000Z").json()["items"].size(), 5u);
+  EXPECT_EQ(http.Get("/runs?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00.000Z")
+                .json()["items"]
+                .size(),
+            5u);
   EXPECT_EQ(http.Get("/runs?since=2100-01-01T00:00:00Z").json()["items"].size(), 0u);
   // A far-future bound is either refused or applied correctly — never silently wrong.
   auto far = http.Get("/runs?until=2999-01-01T00:00:00Z");
-  EXPECT_TRUE(far.status == 400 || far.json()["items"].size() == 5u) << far.status << " " << far.body;
+  EXPECT_TRUE(far.status == 400 || far.json()["items"].size() == 5u)
+      << far.status << " " << far.body;
   auto far_since = http.Get("/runs?since=2999-01-01T00:00:00Z");
   EXPECT_TRUE(far_since.status == 400 || far_since.json()["items"].size() == 0u)
       << far_since.status << ", " << far_since.json()["items"].size() << " items";
   EXPECT_EQ(http.Get("/runs?until=2000-01-01T00:00:00Z").json()["items"].size(), 0u);
 
-  for (const auto& [query, field] : std::vector<std::pair<std::string, std::string>>{
-           {"limit=0", "limit"}, {"limit=201", "limit"}, {"limit=ten", "limit"},
-           {"cursor=bogus", "cursor"}, {"cursor=czzz", "cursor"}, {"state=sleeping", "state"},
-           {"verdict=maybe", "verdict"}, {"since=yesterday", "since"}}) {
+  for (const auto& [query, field] :
+       std::vector<std::pair<std::string, std::string>>{{"limit=0", "limit"},
+                                                        {"limit=201", "limit"},
+                                                        {"limit=ten", "limit"},
+                                                        {"cursor=bogus", "cursor"},
+                                                        {"cursor=czzz", "cursor"},
+                                                        {"state=sleeping", "state"},
+                                                        {"verdict=maybe", "verdict"},
+                                                        {"since=yesterday", "since"}}) {
     auto bad = http.Get("/runs?" + query);
     EXPECT_EQ(bad.status, 400) << query;
     EXPECT_TRUE(IsProblem(bad)) << query;
@@ -361,7 +379,8 @@ TEST_F(ApiE2E, RunsFiltersAndCursorPaging) {
   EXPECT_EQ(http.Get("/runs?limit=200").status, 200);
 }
 
-// /audit: newest first, filters, cursor paging; every accepted run left run.queued/started/completed.
+// /audit: newest first, filters, cursor paging; every accepted run left
+// run.queued/started/completed.
 TEST_F(ApiE2E, AuditListsStateChangesWithPaging) {
   auto http = c();
   std::string id = Queue(http, FastRunBody());
@@ -370,8 +389,8 @@ TEST_F(ApiE2E, AuditListsStateChangesWithPaging) {
   std::vector<std::string> actions;
   for (const auto& e : all["items"]) {
     actions.push_back(e["action"]);
-    for (const char* f : {"seq", "time", "actor", "action", "target", "request_id", "before", "after",
-                          "prev_hash", "hash"}) {
+    for (const char* f : {"seq", "time", "actor", "action", "target", "request_id", "before",
+                          "after", "prev_hash", "hash"}) {
       EXPECT_TRUE(e.contains(f)) << f;
     }
   }
@@ -409,7 +428,8 @@ TEST_F(ApiE2E, IdempotencyKey) {
   auto other = http.PostJson("/experiments/E-000/runs", {{"params", {{"timeout_ms", 200}}}}, key);
   EXPECT_EQ(other.status, 422) << other.body;
   EXPECT_TRUE(IsProblem(other));
-  auto fresh = http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Idempotency-Key", "order-43"}});
+  auto fresh =
+      http.PostJson("/experiments/E-000/runs", FastRunBody(), {{"Idempotency-Key", "order-43"}});
   EXPECT_EQ(fresh.status, 202);
   EXPECT_NE(fresh.json()["id"], id);
   EXPECT_EQ(CountRuns(http), 2);
@@ -437,9 +457,9 @@ TEST_F(ApiE2E, StaticUi) {
   EXPECT_EQ(spa.status, 200);
   EXPECT_EQ(spa.body, root.body);
   EXPECT_EQ(http.Get("/ui/runs/r123/compare").body, root.body);
-  for (const char* evil : {"/ui/../../etc/passwd", "/../../etc/passwd", "/ui/%2e%2e/%2e%2e/etc/passwd",
-                           "/%2e%2e/%2e%2e/etc/passwd", "/ui/..%2f..%2fetc%2fpasswd", "/.git/config",
-                           "/ui/missing.js"}) {
+  for (const char* evil : {"/ui/../../etc/passwd", "/../../etc/passwd",
+                           "/ui/%2e%2e/%2e%2e/etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                           "/ui/..%2f..%2fetc%2fpasswd", "/.git/config", "/ui/missing.js"}) {
     auto r = http.Get(evil);
     EXPECT_EQ(r.status, 404) << evil;
     EXPECT_EQ(r.body.find("root:"), std::string::npos) << evil;

@@ -10,11 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cctype>
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
@@ -28,9 +27,9 @@ using Json = nlohmann::json;
 using Headers = std::map<std::string, std::string>;
 
 struct HttpResult {
-  int status = 0;            // 0: no response (the error says why)
-  std::string error;         // transport error, empty when a response arrived
-  Headers headers;           // names lower-cased
+  int status = 0;     // 0: no response (the error says why)
+  std::string error;  // transport error, empty when a response arrived
+  Headers headers;    // names lower-cased
   std::string body;
 
   std::string Header(const std::string& lower_name) const {
@@ -64,7 +63,8 @@ class HttpClient {
   HttpResult Get(const std::string& target, const Headers& headers = {}) {
     return Request("GET", target, "", headers);
   }
-  HttpResult Post(const std::string& target, const std::string& body = "", const Headers& headers = {}) {
+  HttpResult Post(const std::string& target, const std::string& body = "",
+                  const Headers& headers = {}) {
     return Request("POST", target, body, headers);
   }
   HttpResult PostJson(const std::string& target, const Json& body, const Headers& headers = {}) {
@@ -115,7 +115,8 @@ class HttpClient {
     if (ec) out.error = ec == beast::error::timeout ? "timeout" : ec.message();
     const auto& res = parser.get();
     out.status = static_cast<int>(res.result_int());
-    for (const auto& f : res) out.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
+    for (const auto& f : res)
+      out.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
     out.body = res.body();
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -178,7 +179,8 @@ class RawConnection {
     }
     const auto& res = parser.get();
     out.status = static_cast<int>(res.result_int());
-    for (const auto& f : res) out.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
+    for (const auto& f : res)
+      out.headers[Lower(std::string(f.name_string()))] = std::string(f.value());
     out.body = res.body();
     return out;
   }

@@ -5,13 +5,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -97,10 +96,10 @@ class SilentListener {
 };
 
 struct ServerOptions {
-  std::string data_dir;                      // required
-  std::vector<std::string> extra_args;       // e.g. {"--workers", "1"}
-  std::map<std::string, std::string> env;    // added to (and overriding) the stack defaults
-  bool rate_limit_off = true;                // adds --rate-limit 0 unless false
+  std::string data_dir;                    // required
+  std::vector<std::string> extra_args;     // e.g. {"--workers", "1"}
+  std::map<std::string, std::string> env;  // added to (and overriding) the stack defaults
+  bool rate_limit_off = true;              // adds --rate-limit 0 unless false
   std::string listen = "127.0.0.1:0";
 };
 
@@ -210,11 +209,16 @@ class LabServer {
  private:
   pid_t Spawn() {
     std::vector<std::string> args = {LAB_SERVER_BINARY,
-                                     "--listen", options_.listen,
-                                     "--port-file", port_file_,
-                                     "--data-dir", options_.data_dir,
-                                     "--web-root", std::string(LAB_SOURCE_DIR) + "/web",
-                                     "--migrations", std::string(LAB_SOURCE_DIR) + "/migrations"};
+                                     "--listen",
+                                     options_.listen,
+                                     "--port-file",
+                                     port_file_,
+                                     "--data-dir",
+                                     options_.data_dir,
+                                     "--web-root",
+                                     std::string(LAB_SOURCE_DIR) + "/web",
+                                     "--migrations",
+                                     std::string(LAB_SOURCE_DIR) + "/migrations"};
     if (options_.rate_limit_off) {
       args.push_back("--rate-limit");
       args.push_back("0");

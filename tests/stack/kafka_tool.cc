@@ -5,7 +5,8 @@
 //   kafka_tool [-b BOOTSTRAP] create TOPIC PARTITIONS RF [name=value ...]
 //   kafka_tool [-b BOOTSTRAP] delete TOPIC
 //   kafka_tool [-b BOOTSTRAP] describe TOPIC         one line per partition: leader, replicas, isr
-//   kafka_tool [-b BOOTSTRAP] bench TOPIC COUNT SIZE  produce COUNT messages of SIZE bytes, acks=all
+//   kafka_tool [-b BOOTSTRAP] bench TOPIC COUNT SIZE  produce COUNT messages of SIZE bytes,
+//   acks=all
 //
 // BOOTSTRAP defaults to $LAB_KAFKA_BOOTSTRAP, then to the stack's 127.0.0.1:19092..19094.
 // Exit status: 0 success, 1 failure, 2 usage.
@@ -242,10 +243,10 @@ int Bench(rd_kafka_t* rk, const std::string& topic, long count, size_t size) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const long ok = g_delivered.load();
-  std::printf("acks=all idempotent: %ld messages of %zu B delivered in %.2f s: %.0f msg/s, %.2f MB/s"
-              " (%ld failed)\n",
-              ok, size, secs, ok / secs, ok * static_cast<double>(size) / secs / 1e6,
-              g_failed.load());
+  std::printf(
+      "acks=all idempotent: %ld messages of %zu B delivered in %.2f s: %.0f msg/s, %.2f MB/s"
+      " (%ld failed)\n",
+      ok, size, secs, ok / secs, ok * static_cast<double>(size) / secs / 1e6, g_failed.load());
   return ok == count ? 0 : 1;
 }
 
@@ -260,8 +261,8 @@ int main(int argc, char** argv) {
   }
   if (bootstrap.empty()) {
     const char* env = std::getenv("LAB_KAFKA_BOOTSTRAP");
-    bootstrap = env != nullptr && *env != '\0' ? env
-                                               : "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+    bootstrap =
+        env != nullptr && *env != '\0' ? env : "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
   }
   if (args.size() < 2) return Usage();
   const std::string& cmd = args[0];

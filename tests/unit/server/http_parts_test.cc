@@ -18,7 +18,8 @@ TEST(ParseTarget, SplitsAndDecodes) {
   std::map<std::string, std::string> q;
   ASSERT_TRUE(ParseTarget("/runs?experiment=E-000&state=queued&limit=5", path, q));
   EXPECT_EQ(path, "/runs");
-  EXPECT_EQ(q, (std::map<std::string, std::string>{{"experiment", "E-000"}, {"state", "queued"}, {"limit", "5"}}));
+  EXPECT_EQ(q, (std::map<std::string, std::string>{
+                   {"experiment", "E-000"}, {"state", "queued"}, {"limit", "5"}}));
   q.clear();
   ASSERT_TRUE(ParseTarget("/ui/a%20b+c?note=hello+world%21&empty=&flag", path, q));
   EXPECT_EQ(path, "/ui/a b+c");
@@ -36,7 +37,8 @@ TEST(ParseTarget, SplitsAndDecodes) {
 TEST(ParseTarget, RejectsMalformed) {
   std::string path;
   std::map<std::string, std::string> q;
-  for (const char* bad : {"", "runs", "http://x/runs", "/a%zz", "/a%4", "/a%", "/a%00b", "/x?a=%g1", "/x?%=1"}) {
+  for (const char* bad :
+       {"", "runs", "http://x/runs", "/a%zz", "/a%4", "/a%", "/a%00b", "/x?a=%g1", "/x?%=1"}) {
     EXPECT_FALSE(ParseTarget(bad, path, q)) << bad;
   }
 }
@@ -72,7 +74,8 @@ TEST(RateLimiter, TokenBucketWithInjectedTime) {
 // LAB_TOKENS parsing: roles, trimming, the audit name without the secret, and errors that do
 // not echo the secret.
 TEST(TokenTable, Parse) {
-  auto t = TokenTable::Parse(" viewer-token-1:viewer,\noperator-token:operator , admin:token:x:admin,,");
+  auto t =
+      TokenTable::Parse(" viewer-token-1:viewer,\noperator-token:operator , admin:token:x:admin,,");
   ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(t->size(), 3u);
   auto v = t->Find("viewer-token-1");
@@ -94,20 +97,23 @@ TEST(TokenTable, Parse) {
   }
   auto bad_role = TokenTable::Parse("supersecret-token:superuser");
   ASSERT_FALSE(bad_role.ok());
-  EXPECT_EQ(bad_role.error().message.find("supersecret"), std::string::npos) << bad_role.error().message;
+  EXPECT_EQ(bad_role.error().message.find("supersecret"), std::string::npos)
+      << bad_role.error().message;
 }
 
 // Roles are ordered viewer < operator < admin and round-trip through text.
 TEST(TokenTable, Roles) {
   EXPECT_LT(static_cast<int>(Role::kViewer), static_cast<int>(Role::kOperator));
   EXPECT_LT(static_cast<int>(Role::kOperator), static_cast<int>(Role::kAdmin));
-  for (auto r : {Role::kViewer, Role::kOperator, Role::kAdmin}) EXPECT_EQ(ParseRole(ToString(r)), r);
+  for (auto r : {Role::kViewer, Role::kOperator, Role::kAdmin})
+    EXPECT_EQ(ParseRole(ToString(r)), r);
   EXPECT_FALSE(ParseRole("root"));
 }
 
 // Only loopback addresses count as local.
 TEST(TokenTable, LoopbackRule) {
-  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"}) EXPECT_TRUE(IsLoopbackAddress(h)) << h;
+  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"})
+    EXPECT_TRUE(IsLoopbackAddress(h)) << h;
   for (const char* h : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.5", "128.0.0.1", "example.com"}) {
     EXPECT_FALSE(IsLoopbackAddress(h)) << h;
   }
@@ -118,7 +124,8 @@ TEST(TimeFormat, RoundTrip) {
   auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1795255200123));
   EXPECT_EQ(FormatTime(t), "2026-11-21T10:00:00.123Z");
   EXPECT_EQ(ParseTime("2026-11-21T10:00:00.123Z"), t);
-  for (long long ms : {0LL, 1LL, 999LL, 951782400000LL /* 2000-02-29 */, 4102444799999LL, -1LL, -1001LL}) {
+  for (long long ms :
+       {0LL, 1LL, 999LL, 951782400000LL /* 2000-02-29 */, 4102444799999LL, -1LL, -1001LL}) {
     auto tp = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
     auto text = FormatTime(tp);
     EXPECT_EQ(text.size(), 24u) << text;
@@ -130,7 +137,8 @@ TEST(TimeFormat, RoundTrip) {
 
 // A time the clock cannot represent (system_clock counts ns: beyond 2262) is refused, not wrapped.
 TEST(TimeFormat, FarFutureIsRefusedOrExact) {
-  for (const char* text : {"2999-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "1000-01-01T00:00:00.000Z"}) {
+  for (const char* text :
+       {"2999-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "1000-01-01T00:00:00.000Z"}) {
     auto t = ParseTime(text);
     if (t) {
       EXPECT_EQ(FormatTime(*t), text) << "ParseTime wrapped around";
@@ -145,9 +153,10 @@ TEST(TimeFormat, ParseAcceptsAndRejects) {
   EXPECT_EQ(FormatTime(*base), "2026-11-21T10:00:00.000Z");
   EXPECT_EQ(FormatTime(*ParseTime("2026-11-21T10:00:00.5Z")), "2026-11-21T10:00:00.500Z");
   EXPECT_EQ(FormatTime(*ParseTime("2026-11-21T10:00:00.123456Z")), "2026-11-21T10:00:00.123Z");
-  for (const char* bad : {"", "yesterday", "2026-11-21", "2026-11-21T10:00:00", "2026-11-21T10:00:00+01:00",
-                          "2026-13-01T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T10:60:00Z",
-                          "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00ZZ", "2026-11-21 10:00:00Z"}) {
+  for (const char* bad :
+       {"", "yesterday", "2026-11-21", "2026-11-21T10:00:00", "2026-11-21T10:00:00+01:00",
+        "2026-13-01T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T10:60:00Z",
+        "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00ZZ", "2026-11-21 10:00:00Z"}) {
     EXPECT_FALSE(ParseTime(bad)) << bad;
   }
 }

@@ -8,9 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <future>
 #include <latch>
+#include <mutex>
 #include <thread>
 
 namespace lab::server {
@@ -106,7 +106,8 @@ TEST(RunQueue, BlockedWorkerWakesOnRelease) {
   ASSERT_TRUE(a);
   std::stop_source stop;
   auto waiter = std::async(std::launch::async, [&] { return q.PopRunnable(stop.get_token()); });
-  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout) << "b popped while a holds the lock";
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout)
+      << "b popped while a holds the lock";
   q.Release(*a);
   ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready);
   auto b = waiter.get();
@@ -129,7 +130,8 @@ TEST(RunQueue, ConcurrentWorkersNeverOverlapOnAResource) {
   RunQueue q(1000);
   constexpr int kRuns = 200;
   for (int i = 0; i < kRuns; ++i) {
-    q.PushRecovered(i % 2 ? Queued("x" + std::to_string(i), {"kafka-brokers"}) : Queued("u" + std::to_string(i)));
+    q.PushRecovered(i % 2 ? Queued("x" + std::to_string(i), {"kafka-brokers"})
+                          : Queued("u" + std::to_string(i)));
   }
   std::atomic<int> holders{0};
   std::atomic<int> max_holders{0};
@@ -198,7 +200,8 @@ TEST(RunQueue, PauseHoldsRunsUntilResumed) {
   EXPECT_EQ(q.Depth(), 1u);
   std::stop_source stop;
   auto waiter = std::async(std::launch::async, [&] { return q.PopRunnable(stop.get_token()); });
-  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout) << "a paused queue handed out a run";
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout)
+      << "a paused queue handed out a run";
   q.SetPaused(false);
   ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready);
   auto a = waiter.get();

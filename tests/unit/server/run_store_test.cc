@@ -115,7 +115,8 @@ TEST(RunStoreMigrations, AppliedOnceAcrossReopen) {
     if (e.path().extension() == ".sql") ++files;
   }
   EXPECT_EQ(RawQuery(tmp.path(), "SELECT COUNT(*) FROM schema_version"), std::to_string(files));
-  EXPECT_EQ(RawQuery(tmp.path(), "SELECT COUNT(*) - COUNT(DISTINCT version) FROM schema_version"), "0");
+  EXPECT_EQ(RawQuery(tmp.path(), "SELECT COUNT(*) - COUNT(DISTINCT version) FROM schema_version"),
+            "0");
   // The data of the first open is still there, and the chain continues across the reopen.
   auto r1 = (*second)->Get("r1");
   ASSERT_TRUE(r1.ok() && r1->has_value());
@@ -186,13 +187,15 @@ TEST_F(RunStoreTest, IdempotencyKeys) {
   EXPECT_FALSE(r2->has_value()) << "the run of a conflicting key was kept";
   EXPECT_EQ(Audit().size(), 1u);
   // Bob may use the same key for his own run.
-  EXPECT_TRUE(store_->InsertQueued(NewRun("r3"), Actor{"bob", "req-2"}, std::string("k1"), "hash-b").ok());
+  EXPECT_TRUE(
+      store_->InsertQueued(NewRun("r3"), Actor{"bob", "req-2"}, std::string("k1"), "hash-b").ok());
 }
 
 // Legal transitions stamp times and audit before/after; illegal ones fail and change nothing.
 TEST_F(RunStoreTest, TransitionsLegalAndIllegal) {
   ASSERT_TRUE(store_->InsertQueued(NewRun("r1"), kAlice, std::nullopt, "h").ok());
-  EXPECT_FALSE(store_->Transition("r1", To(RunState::kCompleted, Verdict::kConfirmed), kAlice).ok());
+  EXPECT_FALSE(
+      store_->Transition("r1", To(RunState::kCompleted, Verdict::kConfirmed), kAlice).ok());
   clock_.Advance(std::chrono::milliseconds(1500));
   auto running = store_->Transition("r1", To(RunState::kRunning), Actor{"system", ""});
   ASSERT_TRUE(running.ok()) << running.error().message;
@@ -200,13 +203,15 @@ TEST_F(RunStoreTest, TransitionsLegalAndIllegal) {
   // A failed run cannot carry a confirmed verdict.
   EXPECT_FALSE(store_->Transition("r1", To(RunState::kFailed, Verdict::kConfirmed), kAlice).ok());
   EXPECT_FALSE(store_->Transition("r1", To(RunState::kQueued), kAlice).ok());
-  auto done = store_->Transition("r1", To(RunState::kCompleted, Verdict::kRefuted), Actor{"system", ""});
+  auto done =
+      store_->Transition("r1", To(RunState::kCompleted, Verdict::kRefuted), Actor{"system", ""});
   ASSERT_TRUE(done.ok()) << done.error().message;
   EXPECT_EQ(done->verdict, Verdict::kRefuted);
   EXPECT_TRUE(done->finished_at.has_value());
   EXPECT_EQ(done->progress, 100);
   // Terminal states never move again.
-  for (auto s : {RunState::kRunning, RunState::kCancelled, RunState::kFailed, RunState::kInterrupted}) {
+  for (auto s :
+       {RunState::kRunning, RunState::kCancelled, RunState::kFailed, RunState::kInterrupted}) {
     EXPECT_FALSE(store_->Transition("r1", To(s), kAlice).ok()) << domain::ToString(s);
   }
   EXPECT_FALSE(store_->Transition("nope", To(RunState::kRunning), kAlice).ok());
@@ -268,8 +273,10 @@ TEST_F(RunStoreTest, RecoverInterruptsRunningAndReturnsQueued) {
 // Lists page newest first by seq and filter by experiment, state and time.
 TEST_F(RunStoreTest, ListFiltersAndPages) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(store_->InsertQueued(NewRun("r" + std::to_string(i), i % 2 ? "E-001" : "E-000"), kAlice,
-                                     std::nullopt, "h").ok());
+    ASSERT_TRUE(store_
+                    ->InsertQueued(NewRun("r" + std::to_string(i), i % 2 ? "E-001" : "E-000"),
+                                   kAlice, std::nullopt, "h")
+                    .ok());
     clock_.Advance(std::chrono::seconds(1));
   }
   RunFilter f;
@@ -312,8 +319,12 @@ TEST(RunStoreAudit, TamperingBehindTheStoreIsDetected) {
   auto opened = RunStore::Open(tmp.path(), MigrationsDir(), clock);
   ASSERT_TRUE(opened.ok());
   RunStore& store = **opened;
-  for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(store.InsertQueued(NewRun(id), kAlice, std::nullopt, "h").ok());
-  ASSERT_TRUE(store.AppendAudit("auth.failed", "GET /runs", "", R"({"reason":"no token"})", Actor{"anonymous", "x"}).ok());
+  for (const char* id : {"a", "b", "c"})
+    ASSERT_TRUE(store.InsertQueued(NewRun(id), kAlice, std::nullopt, "h").ok());
+  ASSERT_TRUE(store
+                  .AppendAudit("auth.failed", "GET /runs", "", R"({"reason":"no token"})",
+                               Actor{"anonymous", "x"})
+                  .ok());
   auto ok = store.VerifyAudit();
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE(ok->ok);
@@ -324,7 +335,8 @@ TEST(RunStoreAudit, TamperingBehindTheStoreIsDetected) {
   EXPECT_NE(rc, SQLITE_OK) << "the append-only trigger let an UPDATE through";
   EXPECT_TRUE(store.VerifyAudit()->ok);
 
-  RawQuery(tmp.path(), "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE seq = 2", &rc);
+  RawQuery(tmp.path(),
+           "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE seq = 2", &rc);
   ASSERT_EQ(rc, SQLITE_OK);
   auto broken = store.VerifyAudit();
   ASSERT_TRUE(broken.ok());
@@ -341,9 +353,11 @@ TEST(RunStoreAudit, RewrittenHashBreaksTheNextLink) {
   auto opened = RunStore::Open(tmp.path(), MigrationsDir(), clock);
   ASSERT_TRUE(opened.ok());
   RunStore& store = **opened;
-  for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(store.InsertQueued(NewRun(id), kAlice, std::nullopt, "h").ok());
+  for (const char* id : {"a", "b", "c"})
+    ASSERT_TRUE(store.InsertQueued(NewRun(id), kAlice, std::nullopt, "h").ok());
   int rc = 0;
-  RawQuery(tmp.path(), "DROP TRIGGER audit_no_update; UPDATE audit SET hash = 'deadbeef' WHERE seq = 2", &rc);
+  RawQuery(tmp.path(),
+           "DROP TRIGGER audit_no_update; UPDATE audit SET hash = 'deadbeef' WHERE seq = 2", &rc);
   ASSERT_EQ(rc, SQLITE_OK);
   auto broken = store.VerifyAudit();
   EXPECT_FALSE(broken->ok);
