@@ -83,6 +83,10 @@ class OpenTransactionLso final : public ExperimentBase {
         kafka::ReadTopic(config_.kafka_bootstrap, topic, 1, "read_committed", 15s);
     if (!committed_after.complete)
       return Inconclusive(std::move(result), "read after commit: " + committed_after.error);
+    auto uncommitted_after =
+        kafka::ReadTopic(config_.kafka_bootstrap, topic, 1, "read_uncommitted", 15s);
+    if (!uncommitted_after.complete)
+      return Inconclusive(std::move(result), "read after commit: " + uncommitted_after.error);
     // Measured after the read: the coordinator writes the commit markers after EndTxn returns.
     const std::int64_t hwm_after = marks("read_uncommitted");
     const std::int64_t lso_after = marks("read_committed");
@@ -95,6 +99,9 @@ class OpenTransactionLso final : public ExperimentBase {
     result.metrics["last_stable_offset_after"] = static_cast<double>(lso_after);
     result.metrics["visible_committed_after"] =
         static_cast<double>(committed_after.messages.size());
+    result.metrics["visible_uncommitted_after"] =
+        static_cast<double>(uncommitted_after.messages.size());
+    result.metrics["plain_acked"] = static_cast<double>(plain_acked);
     result.metrics["expected_after"] = static_cast<double>(records + plain_acked);
     result.details_json =
         nlohmann::json({{"topic", topic},

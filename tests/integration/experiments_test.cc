@@ -230,6 +230,8 @@ TEST(Integration, E007OpenTransactionPinsLso) {
   EXPECT_EQ(M(o, "success", "visible_uncommitted_open"), 11) << Describe(o);
   EXPECT_LE(M(o, "success", "last_stable_offset_open"), 0) << Describe(o);
   EXPECT_EQ(M(o, "success", "high_watermark_open"), 11) << Describe(o);
+  EXPECT_EQ(M(o, "success", "plain_acked"), 1) << Describe(o);
+  EXPECT_EQ(M(o, "success", "visible_uncommitted_after"), 11) << Describe(o);
 }
 
 // E-001: applied = commands, no duplicates, no mismatches, no stale cache reads (both

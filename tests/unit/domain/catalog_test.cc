@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "domain/verdict.h"
+
 namespace lab::domain {
 namespace {
 
@@ -55,6 +57,38 @@ TEST(Catalog, CoreExperimentsJudgeBothModes) {
     EXPECT_TRUE(judged.count("failure")) << e.id;
     EXPECT_TRUE(judged.count("success")) << e.id;
   }
+}
+
+// A run that observed nothing cannot confirm: E-008 with no DB read in either mode (0 >= 10 x 0
+// holds arithmetically) and E-007 without an acknowledged plain record are inconclusive.
+TEST(Catalog, EmptyEvidenceNeverConfirms) {
+  const auto* e008 = FindExperiment("E-008");
+  ASSERT_NE(e008, nullptr);
+  EvidenceMetrics nothing_read{
+      {"failure", {{"db_reads", 0}, {"errors", 200}, {"db_reads_per_expiry", 0}, {"instances", 2}}},
+      {"success", {{"db_reads", 0}, {"errors", 0}, {"db_reads_per_expiry", 0}, {"instances", 2}}}};
+  EXPECT_EQ(DecideVerdict(e008->criteria, nothing_read, {}).verdict, Verdict::kInconclusive);
+  EvidenceMetrics stampede = nothing_read;
+  stampede["failure"]["db_reads"] = 600;
+  stampede["success"]["db_reads"] = 4;
+  stampede["success"]["db_reads_per_expiry"] = 1.3;
+  EXPECT_EQ(DecideVerdict(e008->criteria, stampede, {}).verdict, Verdict::kConfirmed);
+  stampede["success"]["errors"] = 5;  // defended clients that failed read less for that reason
+  EXPECT_EQ(DecideVerdict(e008->criteria, stampede, {}).verdict, Verdict::kInconclusive);
+
+  const auto* e007 = FindExperiment("E-007");
+  ASSERT_NE(e007, nullptr);
+  EvidenceMetrics pinned{{"success",
+                          {{"visible_committed_open", 0},
+                           {"visible_uncommitted_open", 11},
+                           {"plain_acked", 1},
+                           {"visible_committed_after", 11},
+                           {"expected_after", 11}}}};
+  EXPECT_EQ(DecideVerdict(e007->criteria, pinned, {}).verdict, Verdict::kConfirmed);
+  pinned["success"]["plain_acked"] = 0;
+  pinned["success"]["expected_after"] = 10;
+  pinned["success"]["visible_committed_after"] = 10;
+  EXPECT_EQ(DecideVerdict(e007->criteria, pinned, {}).verdict, Verdict::kInconclusive);
 }
 
 }  // namespace
