@@ -82,7 +82,77 @@ void ApplyEnvironment(runners::StackConfig& s) {
   }
 }
 
+// Keys a config file may set, each with the bounds its command-line flag has.
+domain::Status ApplyConfigFile(const std::string& path, ServerConfig& c) {
+  auto text = ReadFile(path, "config file");
+  if (!text.ok()) return text.error();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument, "config file " + path + " is not a JSON object");
+  }
+  auto bounded = [&](const std::string& key, long min, long max) -> domain::Result<long> {
+    const auto& v = j[key];
+    if (!v.is_number_integer()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "config file " + path + ": " + key + " must be an integer");
+    }
+    long n = v.get<long>();
+    if (n < min || n > max) {
+      return MakeError(ErrorCode::kInvalidArgument, "config file " + path + ": " + key + " " +
+                                                        std::to_string(n) + " is outside [" +
+                                                        std::to_string(min) + ", " +
+                                                        std::to_string(max) + "]");
+    }
+    return n;
+  };
+  for (const auto& [key, value] : j.items()) {
+    if (key == "stack") {
+      try {
+        runners::ApplyStackConfigJson(value, c.stack);
+      } catch (const std::exception& e) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "config file " + path + ": stack: " + e.what());
+      }
+    } else if (key == "workers") {
+      auto n = bounded(key, 1, 64);
+      if (!n.ok()) return n.error();
+      c.workers = static_cast<int>(*n);
+    } else if (key == "queue_capacity") {
+      auto n = bounded(key, 1, 1000000);
+      if (!n.ok()) return n.error();
+      c.queue_capacity = static_cast<std::size_t>(*n);
+    } else if (key == "rate_limit") {
+      auto n = bounded(key, 0, 1000000);
+      if (!n.ok()) return n.error();
+      c.rate_limit = static_cast<double>(*n);
+    } else {
+      // A misspelt key silently ignored would run the server with a default the user did not want.
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "config file " + path + ": unknown key '" + key +
+                           "' (known: stack, workers, queue_capacity, rate_limit)");
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+// One token per line ("token:role"), or comma-separated; blank lines and '#' comments skipped.
+std::string TokensFileToSpec(const std::string& text) {
+  std::string spec;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+    spec += (spec.empty() ? "" : ",") + line;
+  }
+  return spec;
+}
 
 std::string Usage() {
   return R"(reliability-lab: the Reliability Lab control plane
@@ -125,7 +195,12 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
   c.stack.role_binary = std::string(LAB_BINARY_DIR) + "/lab-role";
   c.stack.runner_host_binary = std::string(LAB_BINARY_DIR) + "/lab-runner-host";
 #endif
-  std::string config_file;
+  // The file first, then the command line over it: a flag always wins over the file.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--config") {
+      if (auto s = ApplyConfigFile(argv[i + 1], c); !s.ok()) return s.error();
+    }
+  }
   std::string tokens_file;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -164,7 +239,7 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
       if (!n.ok()) return n.error();
       c.shutdown_timeout_seconds = static_cast<int>(*n);
     } else if (arg == "--config") {
-      config_file = value;
+      // Read before this loop, so that the command line overrides the file.
     } else if (arg == "--tokens-file") {
       tokens_file = value;
     } else if (arg == "--web-root") {
@@ -178,31 +253,11 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
     }
     if (!s.ok()) return s.error();
   }
-  if (!config_file.empty()) {
-    auto text = ReadFile(config_file, "config file");
-    if (!text.ok()) return text.error();
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "config file " + config_file + " is not a JSON object");
-    }
-    try {
-      if (j.contains("stack")) runners::ApplyStackConfigJson(j["stack"], c.stack);
-      c.workers = j.value("workers", c.workers);
-      c.queue_capacity = j.value("queue_capacity", c.queue_capacity);
-      c.rate_limit = j.value("rate_limit", c.rate_limit);
-    } catch (const std::exception& e) {
-      return MakeError(ErrorCode::kInvalidArgument, "config file " + config_file + ": " + e.what());
-    }
-  }
   ApplyEnvironment(c.stack);
   if (!tokens_file.empty()) {
     auto text = ReadFile(tokens_file, "tokens file");
     if (!text.ok()) return text.error();
-    for (auto& ch : *text) {
-      if (ch == '\n') ch = ',';
-    }
-    c.tokens = *text;
+    c.tokens = TokensFileToSpec(*text);
   } else if (const char* t =
                  std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
     c.tokens = t;

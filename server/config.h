@@ -33,6 +33,10 @@ struct ServerConfig {
 // --help comes back as an error with code kNotFound whose message is the usage text.
 domain::Result<ServerConfig> LoadConfig(int argc, char** argv);
 
+// A tokens file's text as a LAB_TOKENS spec: one "token:role" per line or comma-separated;
+// blank lines and lines starting with '#' are skipped.
+std::string TokensFileToSpec(const std::string& text);
+
 std::string Usage();
 
 }  // namespace lab::server
