@@ -37,6 +37,9 @@ bool SafeRequestId(const std::string& id) {
   return true;
 }
 
+// What one read of an idle kept-alive connection asks for: the start of the next request.
+constexpr std::size_t kIdleReadChunk = 4096;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, Api& api, const HttpServerOptions& options)
@@ -52,9 +55,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     parser_->header_limit(options_.header_limit);
-    // Every request must arrive whole within the read timeout, also on a kept-alive connection,
-    // so half a second request cannot hold the connection for the idle timeout. (Waiting for
-    // the first byte under the idle timeout and the rest under the read timeout would be finer.)
+    // Between requests a kept-alive connection may idle for the idle timeout; once a request's
+    // first byte is in, the whole request must follow within the read timeout, so half a
+    // request cannot hold the connection for the idle timeout. A new connection has sent
+    // nothing yet and gets only the read timeout: connecting and staying silent is not idling.
+    if (requests_ > 0 && buffer_.size() == 0) {
+      stream_.expires_after(options_.idle_timeout);
+      stream_.async_read_some(buffer_.prepare(kIdleReadChunk),
+                              beast::bind_front_handler(&Session::OnIdleRead, shared_from_this()));
+      return;
+    }
+    ReadRequest();
+  }
+
+  void OnIdleRead(beast::error_code ec, std::size_t bytes) {
+    if (ec) return Close();  // idle timeout, or the client went away
+    buffer_.commit(bytes);
+    ReadRequest();
+  }
+
+  void ReadRequest() {
     stream_.expires_after(options_.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
