@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "runners/common/process.h"
+#include "runners/pipeline_sampler.h"
 #include "runners/runner_factory.h"
 #include "runners/runner_wire.h"
 
@@ -52,6 +53,34 @@ class WireReporter final : public domain::RunReporter {
  private:
   std::mutex mu_;
 };
+
+// What the runner reports goes out on the wire; what it creates is also watched by the sampler.
+class SamplingReporter final : public domain::RunReporter {
+ public:
+  SamplingReporter(WireReporter& out, runners::PipelineSampler& sampler)
+      : out_(out), sampler_(sampler) {}
+  void Step(std::string_view message) override { out_.Step(message); }
+  void Progress(double percent) override { out_.Progress(percent); }
+  void Created(std::string_view mode, const domain::Artifact& artifact) override {
+    out_.Created(mode, artifact);
+    sampler_.Track(artifact);
+  }
+  void Gauge(std::string_view name, const std::map<std::string, std::string>& labels,
+             double value) override {
+    out_.Gauge(name, labels, value);
+  }
+  void Count(std::string_view name, const std::map<std::string, std::string>& labels,
+             double increment) override {
+    out_.Count(name, labels, increment);
+  }
+
+ private:
+  WireReporter& out_;
+  runners::PipelineSampler& sampler_;
+};
+
+// How often the pipeline's signals are sampled while a mode runs (Prometheus scrapes every 5 s).
+constexpr std::chrono::milliseconds kSamplePeriod{1000};
 
 int Usage(const char* why) {
   std::fprintf(stderr, "lab-runner-host: %s\nusage: lab-runner-host --job FILE\n", why);
@@ -110,7 +139,15 @@ int main(int argc, char** argv) {
   try {
     if (job->op == wire::Job::Op::kRunMode) {
       ctx.stop = stop.get_token();
-      reporter.Emit(wire::ResultLine(runner->RunMode(ctx, job->mode)));
+      domain::ModeResult result;
+      {
+        runners::PipelineSampler sampler(config, reporter, kSamplePeriod);
+        SamplingReporter sampling(reporter, sampler);
+        ctx.reporter = &sampling;
+        result = runner->RunMode(ctx, job->mode);
+        ctx.reporter = &reporter;
+      }  // the sampler has stopped: the result is the mode's last line
+      reporter.Emit(wire::ResultLine(result));
     } else {
       // Cleanup is not cut short by a stop: what it leaves behind, nobody removes.
       runner->Cleanup(ctx, job->artifacts);

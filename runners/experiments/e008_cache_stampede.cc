@@ -77,6 +77,13 @@ class QueryInstance {
 
 std::int64_t NowMs() { return NowMicros() / 1000; }
 
+// What the clients' GETs found: a value (fresh or soft-expired) or nothing.
+struct CacheTally {
+  std::atomic<std::int64_t> hits{0};
+  std::atomic<std::int64_t> misses{0};
+  void Count(bool hit) { ++(hit ? hits : misses); }
+};
+
 class CacheStampede final : public ExperimentBase {
  public:
   explicit CacheStampede(StackConfig config) : ExperimentBase(std::move(config)) {}
@@ -120,6 +127,7 @@ class CacheStampede final : public ExperimentBase {
     std::atomic<std::int64_t> errors{0};
     std::atomic<std::int64_t> requests{0};
     std::atomic<std::int64_t> client_loads{0};
+    CacheTally tally;
     std::mutex lat_mu;
     std::vector<double> latencies;  // guarded by lat_mu
     const auto run_for = std::chrono::milliseconds(expiries * kTtlMs + kTtlMs / 2);
@@ -138,8 +146,8 @@ class CacheStampede final : public ExperimentBase {
         std::vector<double> mine;
         while (SteadyClock::now() < deadline && !ctx.stop.stop_requested()) {
           auto t0 = SteadyClock::now();
-          bool ok = naive ? NaiveGet(**rc, inst, key, client_loads)
-                          : DefendedGet(**rc, inst, key, lock_key, client_loads);
+          bool ok = naive ? NaiveGet(**rc, inst, key, client_loads, tally)
+                          : DefendedGet(**rc, inst, key, lock_key, client_loads, tally);
           mine.push_back(MsSince(t0));
           ++requests;
           if (!ok) ++errors;
@@ -161,6 +169,17 @@ class CacheStampede final : public ExperimentBase {
     result.metrics["requests"] = static_cast<double>(requests.load());
     result.metrics["qps"] = static_cast<double>(requests.load()) / seconds;
     result.metrics["errors"] = static_cast<double>(errors.load());
+    result.metrics["cache_hits"] = static_cast<double>(tally.hits.load());
+    result.metrics["cache_misses"] = static_cast<double>(tally.misses.load());
+    if (ctx.reporter != nullptr) {
+      // The pipeline counters of /metrics, from the same observations (MySQL counts the reads).
+      ctx.reporter->Count("lab_db_queries_total", {},
+                          static_cast<double>(std::max<std::int64_t>(0, db_reads)));
+      ctx.reporter->Count("lab_cache_requests_total", {{"result", "hit"}},
+                          static_cast<double>(tally.hits.load()));
+      ctx.reporter->Count("lab_cache_requests_total", {{"result", "miss"}},
+                          static_cast<double>(tally.misses.load()));
+    }
     result.metrics["p50_ms"] = Percentile(latencies, 0.50);
     result.metrics["p95_ms"] = Percentile(latencies, 0.95);
     result.metrics["p99_ms"] = Percentile(latencies, 0.99);
@@ -180,9 +199,10 @@ class CacheStampede final : public ExperimentBase {
 
  private:
   static bool NaiveGet(redis::Connection& rc, QueryInstance& inst, const std::string& key,
-                       std::atomic<std::int64_t>& loads) {
+                       std::atomic<std::int64_t>& loads, CacheTally& tally) {
     auto hit = rc.Command({"GET", key});
     if (!hit) return false;
+    tally.Count(!hit->is_nil());
     if (!hit->is_nil()) return true;
     ++loads;
     auto loaded = inst.Load();
@@ -208,9 +228,11 @@ class CacheStampede final : public ExperimentBase {
   }
 
   static bool DefendedGet(redis::Connection& rc, QueryInstance& inst, const std::string& key,
-                          const std::string& lock_key, std::atomic<std::int64_t>& loads) {
+                          const std::string& lock_key, std::atomic<std::int64_t>& loads,
+                          CacheTally& tally) {
     auto hit = rc.Command({"GET", key});
     if (!hit) return false;
+    tally.Count(!hit->is_nil());  // a soft-expired value still answers: a hit
     if (!hit->is_nil()) {
       auto bar = hit->str.rfind('|');
       std::int64_t soft = bar == std::string::npos ? 0 : std::stoll(hit->str.substr(bar + 1));

@@ -457,6 +457,18 @@ std::vector<TopicPartitionOffset> Consumer::Assignment() const {
   return out;
 }
 
+Result<std::map<std::int32_t, std::int64_t>> Consumer::Committed(const std::string& topic,
+                                                                 int partitions, Ms timeout) {
+  ListHandle list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  auto err = rd_kafka_committed(rk_.get(), list.get(), static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("committed offsets of " + topic, err);
+  std::map<std::int32_t, std::int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+  return out;
+}
+
 Status Consumer::Close() {
   if (closed_ || !rk_) return {};
   closed_ = true;
@@ -723,15 +735,7 @@ Result<std::map<std::int32_t, std::int64_t>> Admin::GroupOffsets(const std::stri
   // rd_kafka_committed() needs a consumer handle of the group; it does not join the group.
   auto consumer = Consumer::Create(bootstrap_, group, {});
   if (!consumer) return consumer.error();
-  ListHandle list(rd_kafka_topic_partition_list_new(partitions));
-  for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
-  auto err =
-      rd_kafka_committed((*consumer)->handle(), list.get(), static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("committed offsets of " + group, err);
-  std::map<std::int32_t, std::int64_t> out;
-  for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
-  return out;
+  return (*consumer)->Committed(topic, partitions, timeout);
 }
 
 // ---------------------------------------------------------------- ReadTopic

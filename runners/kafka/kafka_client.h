@@ -121,6 +121,10 @@ class Consumer {
   // Synchronously commits offset+1 of each message's partition position given.
   Status Commit(const std::vector<TopicPartitionOffset>& next_offsets);
   Status CommitCurrent();  // the consumer's current positions
+  // The group's committed offsets for `topic`'s partitions 0..partitions-1 (-1001 = none), asked
+  // of the group coordinator; a consumer that never subscribed does not join the group for it.
+  Result<std::map<std::int32_t, std::int64_t>> Committed(const std::string& topic, int partitions,
+                                                         Ms timeout);
   std::vector<TopicPartitionOffset> Assignment() const;
   int rebalances() const { return rebalances_; }
   int assigned_count() const { return assigned_; }

@@ -64,8 +64,10 @@ LabMetrics::LabMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   pipeline_counters_["lab_dlq_messages_total"]->Add({});
   pipeline_counters_["lab_db_queries_total"]->Add({});
   families_ = {
-      {"lab_http_requests_total", "counter", "HTTP requests by route template, method and status code"},
-      {"lab_http_request_duration_seconds", "histogram", "HTTP request handling time by route template"},
+      {"lab_http_requests_total", "counter",
+       "HTTP requests by route template, method and status code"},
+      {"lab_http_request_duration_seconds", "histogram",
+       "HTTP request handling time by route template"},
       {"lab_runs_total", "counter", "Finished runs by experiment, final state and verdict"},
       {"lab_run_duration_seconds", "histogram", "Run duration from start to end, by experiment"},
       {"lab_experiment_last_verdict", "gauge", "1 for the latest verdict of each experiment"},
@@ -115,6 +117,18 @@ void LabMetrics::PipelineGauge(std::string_view name,
                                const std::map<std::string, std::string>& labels, double value) {
   if (auto it = pipeline_gauges_.find(name); it != pipeline_gauges_.end()) {
     it->second->Add(labels).Set(value);
+  }
+}
+
+void LabMetrics::PipelineGaugeEnded(std::string_view name,
+                                    const std::map<std::string, std::string>& labels) {
+  auto it = pipeline_gauges_.find(name);
+  if (it == pipeline_gauges_.end()) return;
+  auto& gauge = it->second->Add(labels);
+  if (labels.empty()) {
+    gauge.Set(0);
+  } else {
+    it->second->Remove(&gauge);
   }
 }
 

@@ -35,6 +35,10 @@ class LabMetrics {
                      double value);
   void PipelineCount(std::string_view name, const std::map<std::string, std::string>& labels,
                      double increment);
+  // A run that reported this gauge has ended: a series without labels goes back to 0 (nothing is
+  // being measured), one with labels (a run's consumer group) is removed, so series do not pile
+  // up run after run.
+  void PipelineGaugeEnded(std::string_view name, const std::map<std::string, std::string>& labels);
 
   std::string Serialize() const;
 

@@ -2,6 +2,8 @@
 
 #include <condition_variable>
 #include <iostream>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "domain/verdict.h"
@@ -18,6 +20,16 @@ class StoreReporter : public domain::RunReporter {
  public:
   StoreReporter(RunStore& store, LabMetrics& metrics, std::string run_id)
       : store_(store), metrics_(metrics), run_id_(std::move(run_id)) {}
+  ~StoreReporter() override { EndPipelineSignals(); }
+  // The run's gauges stop being measured: before its final state is stored, so that whoever
+  // sees the run ended sees its series gone too.
+  void EndPipelineSignals() {
+    std::lock_guard lock(gauges_mu_);
+    for (const auto& [name, labels] : gauges_) metrics_.PipelineGaugeEnded(name, labels);
+    gauges_.clear();
+  }
+  StoreReporter(const StoreReporter&) = delete;
+  StoreReporter& operator=(const StoreReporter&) = delete;
 
   void SetWindow(double lo, double hi, std::string mode) {
     lo_ = lo;
@@ -47,6 +59,8 @@ class StoreReporter : public domain::RunReporter {
   void Gauge(std::string_view name, const std::map<std::string, std::string>& labels,
              double value) override {
     metrics_.PipelineGauge(name, labels, value);
+    std::lock_guard lock(gauges_mu_);
+    gauges_.emplace(std::string(name), labels);
   }
   void Count(std::string_view name, const std::map<std::string, std::string>& labels,
              double increment) override {
@@ -62,6 +76,8 @@ class StoreReporter : public domain::RunReporter {
   double current_ = 0;
   std::string mode_;
   std::string last_step_;
+  std::mutex gauges_mu_;
+  std::set<std::pair<std::string, std::map<std::string, std::string>>> gauges_;  // gauges_mu_
 };
 
 Json HealthToJson(const std::vector<domain::PartHealth>& parts) {
@@ -198,6 +214,7 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   auto finish = [&](domain::RunState state, std::optional<domain::Verdict> verdict,
                     std::string reason, std::optional<std::string> error) {
     watchdog.request_stop();
+    reporter.EndPipelineSignals();
     auto artifacts = store_.Artifacts(queued.id);
     if (artifacts.ok()) result["artifacts"] = ArtifactsByMode(*artifacts);
     double seconds =

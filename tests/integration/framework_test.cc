@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "runners/common/c_handle.h"
 #include "runners/kafka/kafka_client.h"
@@ -271,6 +272,42 @@ TEST(Framework, ConcurrentRunsNeverShareANamespace) {
     EXPECT_EQ(m.at("read_back"), m.at("committed")) << run->id;
     ExpectNothingLeft(ArtifactsOf(run->view));
   }
+}
+
+// While E-001 runs, /metrics carries the lag of its consumer groups, measured on the stack by
+// the runner host's sampler (committed offsets against high watermarks); once the run has ended
+// those series are gone and the outbox gauges are back to 0.
+TEST(Framework, PipelineSignalsFollowARun) {
+  const std::string id = QueueRun("E-001", {});
+  ASSERT_FALSE(id.empty());
+  auto client = ApiServer::Get().client();
+  std::set<std::string> groups;
+  std::set<std::string> lag_seen;
+  bool backlog_seen = false;
+  std::string state;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto view = Json::parse(client.Get("/runs/" + id).body, nullptr, false);
+    state = view.is_object() ? view.value("state", "") : "";
+    const std::string metrics = client.Get("/metrics").body;
+    for (const auto& a : ArtifactsOf(view)) {
+      if (a.kind != "consumer-group") continue;
+      groups.insert(a.name);
+      if (metrics.find("group=\"" + a.name + "\"") != std::string::npos) lag_seen.insert(a.name);
+    }
+    backlog_seen = backlog_seen || metrics.find("\nlab_outbox_backlog ") != std::string::npos;
+    if (state != "queued" && state != "running" && !state.empty()) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(state, "completed");
+  ASSERT_FALSE(groups.empty()) << "E-001 recorded no consumer group";
+  EXPECT_EQ(lag_seen, groups) << "a group's lab_consumer_lag never showed while the run executed";
+  EXPECT_TRUE(backlog_seen);
+  const std::string after = client.Get("/metrics").body;
+  for (const auto& g : groups) {
+    EXPECT_EQ(after.find("group=\"" + g + "\""), std::string::npos) << g << " outlived its run";
+  }
+  EXPECT_NE(after.find("\nlab_outbox_backlog 0\n"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "server/http/api.h"
 #include "server/json_codec.h"
+#include "server/runs/worker_pool.h"
 #include "tests/unit/server/test_support.h"
 
 namespace lab::server {
@@ -29,6 +30,10 @@ class FakeRunner : public domain::ExperimentRunner {
     int call = calls++;
     ctx.reporter->Step("fake runner working");
     ctx.reporter->Created(mode, {"kafka-topic", ctx.ns + "_events"});
+    if (report_gauges) {
+      ctx.reporter->Gauge("lab_consumer_lag", {{"group", ctx.ns + "_g"}, {"topic", "t"}}, 42);
+      ctx.reporter->Gauge("lab_outbox_backlog", {}, 7);
+    }
     if (!throw_message.empty()) throw std::runtime_error(throw_message);
     if (block) {
       if (started) started->set_value();
@@ -57,6 +62,7 @@ class FakeRunner : public domain::ExperimentRunner {
   std::vector<domain::ModeMetrics> per_call;
   std::string throw_message;
   bool block = false;
+  bool report_gauges = false;
   std::promise<void>* started = nullptr;
   std::atomic<int> calls{0};
   std::atomic<int> cleanups{0};
@@ -278,6 +284,56 @@ TEST_F(ApiTest, KeepArtifactsSkipsCleanup) {
   EXPECT_EQ(runner_.cleanups.load(), 0);
   EXPECT_TRUE(HasStep(run, "cleanup skipped"));
   EXPECT_EQ(run["artifacts"]["success"].size(), 1u);
+}
+
+// Pipeline gauges a runner reports are on /metrics while its run executes; when the run ends
+// the unlabelled ones are back to 0 and its per-group series are gone.
+TEST_F(ApiTest, PipelineGaugesLastAsLongAsTheRun) {
+  std::promise<void> started;
+  runner_.block = true;
+  runner_.report_gauges = true;
+  runner_.started = &started;
+  std::string id = Post();
+  auto worker = std::async(std::launch::async, [&] { ExecuteNext(); });
+  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  auto during = metrics_.Serialize();
+  EXPECT_NE(during.find("topic=\"t\"} 42"), std::string::npos) << during;
+  EXPECT_NE(during.find("\nlab_outbox_backlog 7\n"), std::string::npos) << during;
+  EXPECT_EQ(Call("POST", "/runs/" + id + "/cancel").status, 202);
+  ASSERT_EQ(worker.wait_for(5s), std::future_status::ready);
+  worker.get();
+  auto after = metrics_.Serialize();
+  EXPECT_EQ(after.find("topic=\"t\"}"), std::string::npos) << after;
+  EXPECT_NE(after.find("\nlab_outbox_backlog 0\n"), std::string::npos) << after;
+}
+
+// The worker pool takes queued runs on its own threads until all are done, its busy count goes
+// back to 0, and Stop joins workers that wait on an empty queue (TSan watches all of it).
+TEST_F(ApiTest, WorkerPoolExecutesEveryQueuedRun) {
+  runner_.metrics = GoodE001();
+  WorkerPool pool(queue_, *executor_, metrics_, 2);
+  pool.Start();
+  std::vector<std::string> ids;
+  // keep_artifacts: the fake's Cleanup records its arguments unguarded, one run at a time only.
+  for (int i = 0; i < 6; ++i) ids.push_back(Post({{"keep_artifacts", true}}));
+  auto unfinished = [&] {
+    std::size_t n = 0;
+    for (const auto& id : ids) n += RunJson(id)["state"] == "completed" ? 0 : 1;
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (unfinished() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  for (const auto& id : ids) {
+    auto run = RunJson(id);
+    EXPECT_EQ(run["state"], "completed") << run.dump();
+    EXPECT_EQ(run["verdict"], "confirmed") << run.dump();
+  }
+  EXPECT_EQ(runner_.calls.load(), 6);
+  pool.Stop();
+  EXPECT_EQ(pool.busy(), 0);
+  EXPECT_EQ(queue_.Depth(), 0u);
 }
 
 // Cancel while running: 202, the runner sees its stop token, the run ends cancelled (no verdict)
