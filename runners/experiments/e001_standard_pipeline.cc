@@ -156,7 +156,7 @@ class StandardPipeline final : public ExperimentBase {
           RunRole(ctx, mode, result, "command-service",
                   {"--ns", ns, "--mode", "outbox", "--op", op, "--events", std::to_string(orders),
                    "--rate", std::to_string(rate), "--concurrency", std::to_string(concurrency)},
-                  std::string("command-service(") + op + ")", 120s));
+                  std::string("command-service(") + op + ")", RoleWait(orders, 120s)));
     }
     const double command_seconds = MsSince(started) / 1000.0;
     // Achieved rate: commands over the command-services' own time (first due time to last
@@ -180,11 +180,11 @@ class StandardPipeline final : public ExperimentBase {
           return Count(**conn, "SELECT COUNT(*) FROM processed_event WHERE run_ns = ?", {ns}) >=
                  commands;
         },
-        60s, ctx.stop, 200ms);
+        RoleWait(events), ctx.stop, 200ms);
     const double converge_seconds = MsSince(started) / 1000.0;
     stop_readers = true;
     for (auto& t : readers) t.join();
-    // The services run until the pipeline converged (or 60 s passed); then they are stopped.
+    // The services run until the pipeline converged (or RoleWait passed); then they are stopped.
     // Every outbox row is applied by then; the consumers get SIGTERM and finish the batch in
     // hand — the cache update that follows an applied event's commit included, which a SIGKILL
     // right after convergence could cut off and leave a stale entry.
@@ -194,7 +194,8 @@ class StandardPipeline final : public ExperimentBase {
     for (auto& consumer : consumers) WaitRole(ctx, consumer, 10s, result, "consumer-service");
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
-    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, partitions, "read_committed", 30s);
+    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, partitions, "read_committed",
+                                 ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     const std::int64_t applied =

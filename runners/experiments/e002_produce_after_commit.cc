@@ -53,7 +53,8 @@ class ProduceAfterCommit final : public ExperimentBase {
     args.insert(args.end(),
                 {"--events", std::to_string(events), "--start-id", "1", "--failpoint",
                  "after-commit-before-produce", "--failpoint-after", std::to_string(kill_after)});
-    auto first = RunRole(ctx, mode, result, "command-service", args, "command-service#1", 60s);
+    auto first =
+        RunRole(ctx, mode, result, "command-service", args, "command-service#1", RoleWait(events));
     Progress(ctx, mode == "failure" ? 15 : 60);
     if (!first.finished) return Inconclusive(std::move(result), "command-service did not finish");
     const std::int64_t after_crash =
@@ -63,23 +64,25 @@ class ProduceAfterCommit final : public ExperimentBase {
       args = common;
       args.insert(args.end(), {"--events", std::to_string(events - after_crash), "--start-id",
                                std::to_string(after_crash + 1)});
-      RunRole(ctx, mode, result, "command-service", args, "command-service#2", 60s);
+      RunRole(ctx, mode, result, "command-service", args, "command-service#2", RoleWait(events));
     }
     if (!direct && !ctx.stop.stop_requested()) {
       // 3. The relay dies with records in its producer buffer, and is restarted.
       RunRole(ctx, mode, result, "outbox-relay",
               {"--ns", ns, "--topic", topic, "--batch", "100", "--failpoint",
                "after-produce-before-flush", "--failpoint-after", std::to_string(kill_after)},
-              "outbox-relay#1", 60s);
+              "outbox-relay#1", RoleWait(events));
       RunRole(ctx, mode, result, "outbox-relay",
-              {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2", 60s);
+              {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2",
+              RoleWait(events));
     }
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
     // Evidence from the systems of record.
     const std::int64_t committed =
         Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
-    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", 30s);
+    auto read =
+        kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     std::int64_t lost = 0;

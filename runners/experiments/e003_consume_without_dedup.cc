@@ -30,15 +30,16 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     if (!conn) return Inconclusive(std::move(result), conn.error().message);
     RunRole(ctx, mode, result, "command-service",
             {"--ns", ns, "--mode", "outbox", "--events", std::to_string(events)}, "command-service",
-            60s);
+            RoleWait(events));
     const std::int64_t relay_kill = std::max<std::int64_t>(1, events / 2);
     auto relay1 =
         RunRole(ctx, mode, result, "outbox-relay",
                 {"--ns", ns, "--topic", topic, "--batch", "100", "--failpoint",
                  "after-produce-before-mark", "--failpoint-after", std::to_string(relay_kill)},
-                "outbox-relay#1", 60s);
+                "outbox-relay#1", RoleWait(events));
     RunRole(ctx, mode, result, "outbox-relay",
-            {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2", 60s);
+            {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2",
+            RoleWait(events));
     Progress(ctx, mode == "failure" ? 20 : 70);
     const std::vector<std::string> consumer = {
         "--ns",    ns,    "--topic", topic,
@@ -47,14 +48,15 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     auto args = consumer;
     args.insert(args.end(), {"--failpoint", "after-apply-before-commit-offset", "--failpoint-after",
                              std::to_string(kill_consumer_after), "--idle-exit-ms", "3000"});
-    auto consumer1 =
-        RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#1", 60s);
+    auto consumer1 = RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#1",
+                             RoleWait(events));
     args = consumer;
     args.insert(args.end(), {"--idle-exit-ms", "2500"});
-    RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#2", 60s);
+    RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#2", RoleWait(events));
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
-    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", 30s);
+    auto read =
+        kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     const std::int64_t applied =

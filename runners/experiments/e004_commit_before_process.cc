@@ -44,7 +44,7 @@ class CommitBeforeProcess final : public ExperimentBase {
                                    {{"event_id", event_id}});
         (*producer)->Poll(0ms);
       }
-      if (auto f = (*producer)->Flush(30s); !f)
+      if (auto f = (*producer)->Flush(ReadBackWait(events)); !f)
         return Inconclusive(std::move(result), "produce: " + f.error().message);
       std::map<std::string, int> errors;
       for (const auto& r : (*producer)->TakeReports()) {
@@ -73,13 +73,15 @@ class CommitBeforeProcess final : public ExperimentBase {
         {"--failpoint",
          commit_first ? "before-apply-after-commit-offset" : "after-apply-before-commit-offset",
          "--failpoint-after", std::to_string(kill_after), "--idle-exit-ms", "3000"});
-    auto first = RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#1", 60s);
+    auto first = RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#1",
+                         RoleWait(events));
     args = consumer;
     args.insert(args.end(), {"--idle-exit-ms", "2500"});
-    RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#2", 60s);
+    RunRole(ctx, mode, result, "consumer-service", args, "consumer-service#2", RoleWait(events));
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
-    auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", 30s);
+    auto read =
+        kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     const std::int64_t processed =

@@ -54,12 +54,15 @@ class DlqReplay final : public ExperimentBase {
 
   // Fresh read-backs of several topics at once (each its own group-less consumer; in parallel
   // because each one spends most of its time joining and reaching the partitions' ends).
-  std::vector<kafka::ReadBack> ReadAll(const std::vector<std::pair<std::string, int>>& topics) {
+  std::vector<kafka::ReadBack> ReadAll(const std::vector<std::pair<std::string, int>>& topics,
+                                       std::int64_t events) {
     std::vector<std::future<kafka::ReadBack>> pending;
     for (const auto& [t, partitions] : topics) {
-      pending.push_back(std::async(std::launch::async, [this, t = t, partitions = partitions] {
-        return kafka::ReadTopic(config_.kafka_bootstrap, t, partitions, "read_committed", 30s);
-      }));
+      pending.push_back(
+          std::async(std::launch::async, [this, t = t, partitions = partitions, events] {
+            return kafka::ReadTopic(config_.kafka_bootstrap, t, partitions, "read_committed",
+                                    ReadBackWait(events));
+          }));
     }
     std::vector<kafka::ReadBack> out;
     for (auto& f : pending) out.push_back(f.get());
@@ -113,12 +116,12 @@ class DlqReplay final : public ExperimentBase {
     auto command = RunRole(ctx, mode, result, "command-service",
                            {"--ns", ns, "--mode", "outbox", "--events", std::to_string(events),
                             "--poison-every", std::to_string(poison_every), "--concurrency", "4"},
-                           "command-service", 60s);
+                           "command-service", RoleWait(events));
     phase("setup+command-service");
     if (cancelled()) return Inconclusive(std::move(result), "cancelled");
-    auto relay =
-        RunRole(ctx, mode, result, "outbox-relay",
-                {"--ns", ns, "--topic", topic, "--idle-exit-ms", "500"}, "outbox-relay", 60s);
+    auto relay = RunRole(ctx, mode, result, "outbox-relay",
+                         {"--ns", ns, "--topic", topic, "--idle-exit-ms", "500"}, "outbox-relay",
+                         RoleWait(events));
     phase("outbox-relay");
     if (cancelled()) return Inconclusive(std::move(result), "cancelled");
     if (!Clean(command) || !Clean(relay)) {
@@ -155,7 +158,7 @@ class DlqReplay final : public ExperimentBase {
                       "2500",
                       "--batch",
                       "100"},
-                     label, 60s);
+                     label, RoleWait(events));
     };
     auto consumer1 = consumer("consumer-service#1", true);
     phase("consumer#1");
@@ -167,10 +170,9 @@ class DlqReplay final : public ExperimentBase {
     Progress(ctx, 35);
 
     // 3. Read back before the fault is cleared.
-    auto reads = ReadAll({{topic, kPartitions},
-                          {retry1, kPartitions},
-                          {retry2, kPartitions},
-                          {dlq, kDlqPartitions}});
+    auto reads = ReadAll(
+        {{topic, kPartitions}, {retry1, kPartitions}, {retry2, kPartitions}, {dlq, kDlqPartitions}},
+        events);
     auto& main1 = reads[0];
     auto& r1 = reads[1];
     auto& r2 = reads[2];
@@ -247,7 +249,7 @@ class DlqReplay final : public ExperimentBase {
                   {"--ns", ns, "--dlq", dlq, "--target", topic, "--group", rgroup, "--round",
                    std::to_string(round), "--rate", std::to_string(replay_rate), "--filter",
                    kFaultFilter, "--idle-exit-ms", "1500"},
-                  "replay-worker#" + std::to_string(round), 120s));
+                  "replay-worker#" + std::to_string(round), RoleWait(events, 120s)));
       phase("replay#" + std::to_string(round));
       if (cancelled()) return Inconclusive(std::move(result), "cancelled");
       if (!Clean(replays.back())) {
@@ -269,7 +271,7 @@ class DlqReplay final : public ExperimentBase {
     }
 
     // 6. Evidence, read back from the systems of record.
-    auto reads2 = ReadAll({{topic, kPartitions}, {dlq, kDlqPartitions}});
+    auto reads2 = ReadAll({{topic, kPartitions}, {dlq, kDlqPartitions}}, events);
     auto& main2 = reads2[0];
     auto& dlq2 = reads2[1];
     if (!main2.complete) return Inconclusive(std::move(result), "read-back: " + main2.error);

@@ -64,6 +64,15 @@ void ExperimentBase::Created(const domain::RunContext& ctx, const std::string& m
   result.artifacts.push_back(std::move(artifact));
 }
 
+std::chrono::milliseconds ExperimentBase::RoleWait(std::int64_t units,
+                                                   std::chrono::milliseconds base) {
+  return base + std::chrono::milliseconds(10 * std::max<std::int64_t>(0, units));
+}
+
+std::chrono::milliseconds ExperimentBase::ReadBackWait(std::int64_t units) {
+  return std::chrono::seconds(30) + std::chrono::milliseconds(std::max<std::int64_t>(0, units));
+}
+
 mysql::MysqlConfig ExperimentBase::MysqlSettings() const {
   mysql::MysqlConfig mc;
   mc.host = config_.mysql_host;

@@ -94,6 +94,12 @@ class ExperimentBase : public domain::ExperimentRunner {
                       domain::ModeResult& result, const std::string& role,
                       const std::vector<std::string>& args, const std::string& label,
                       std::chrono::milliseconds timeout) const;
+  // How long a role or a read-back may take for `units` events: the bound the defaults need
+  // plus a floor rate (100 events/s for a role, 1,000/s for a read-back), so a run at a
+  // parameter's maximum is bounded by its own timeout_seconds, not cut off by a fixed wait.
+  static std::chrono::milliseconds RoleWait(
+      std::int64_t units, std::chrono::milliseconds base = std::chrono::seconds(60));
+  static std::chrono::milliseconds ReadBackWait(std::int64_t units);
   // Runs the stack script (infra/stack.sh) with `args`, e.g. {"kafka", "pause", "2"}; the step
   // log gets its output. Fails when the script is missing or the fault did not take.
   domain::Status StackFault(const domain::RunContext& ctx, const std::vector<std::string>& args,
