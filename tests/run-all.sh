@@ -130,7 +130,9 @@ if want browser && [ -x "$ROOT/tests/browser/run.sh" ]; then
 fi
 
 if [ $STACK_UP = 1 ] && [ $STACK_WAS_UP = 0 ] && [ "${LAB_KEEP_STACK:-0}" != 1 ]; then
-  say "stopping the stack"; "$ROOT/infra/stack.sh" down || true
+  # `down` exits non-zero when a stack port is still held afterwards: that is a failure too.
+  say "stopping the stack"
+  if "$ROOT/infra/stack.sh" down; then record stack-down 1 0; else record stack-down 0 1; fi
 fi
 
 say "summary"

@@ -23,6 +23,17 @@ if [ ! -x "$CHROMIUM" ]; then
   fi
 fi
 
+# This kind of machine ships Node 20 with npm; elsewhere Debian's nodejs/npm is the fallback.
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing Debian's nodejs and npm"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; } >/dev/null \
+      || { say "could not install nodejs/npm"; echo "browser: 0 passed, 1 failed"; exit 1; }
+  else
+    say "npm is missing (apt-get install nodejs npm)"; echo "browser: 0 passed, 1 failed"; exit 1
+  fi
+fi
+
 if ! npm ci --no-audit --no-fund --loglevel=error >/dev/null; then
   say "npm ci failed"; echo "browser: 0 passed, 1 failed"; exit 1
 fi
