@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as `./lab test` and CI run it. Stages:
+#   format      every C++ file as .clang-format has it (clang-format 14 --dry-run --Werror)
 #   unit        ctest -L unit (no stack, seconds)
 #   e2e         the real binary over HTTP (ctest -L e2e)
 #   asan        ASan+UBSan build of the libraries: the unit tests again
@@ -17,8 +18,8 @@ cd "$ROOT"
 JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
 if [ ${#STAGES[@]} -eq 0 ]; then
-  STAGES=(unit e2e asan tsan stack integration browser)
-  [ "${LAB_TEST_NO_STACK:-0}" = 1 ] && STAGES=(unit e2e asan tsan browser)
+  STAGES=(format unit e2e asan tsan stack integration browser)
+  [ "${LAB_TEST_NO_STACK:-0}" = 1 ] && STAGES=(format unit e2e asan tsan browser)
 fi
 PASSED=0
 FAILED=0
@@ -63,6 +64,19 @@ if ! build "$ROOT/build" RelWithDebInfo; then
   echo "the build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
+if want format; then
+  say "format (clang-format --dry-run --Werror)"
+  # One check over every file; the files that are off are named.
+  files=0; off=0
+  while IFS= read -r f; do
+    files=$((files + 1))
+    if ! clang-format --dry-run --Werror "$ROOT/$f" >/dev/null 2>&1; then
+      off=$((off + 1)); echo "not formatted: $f (clang-format -i $f)"
+    fi
+  done < <(git -C "$ROOT" ls-files '*.cc' '*.h' '*.cc.in')
+  echo "$files files, $off not formatted"
+  if [ "$files" -gt 0 ] && [ "$off" -eq 0 ]; then record format 1 0; else record format 0 1; fi
+fi
 if want unit; then say "unit tests"; run_ctest unit "$ROOT/build" unit; fi
 if want e2e; then say "end-to-end tests"; run_ctest e2e "$ROOT/build" e2e; fi
 
