@@ -32,6 +32,7 @@
 
 #include "runners/common/process.h"
 #include "runners/common/util.h"
+#include "runners/experiments/experiment_base.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
 #include "runners/stack_config.h"
@@ -83,12 +84,7 @@ StackConfig LoadConfig() {
 }
 
 mysql::MysqlConfig Mysql(const StackConfig& c) {
-  mysql::MysqlConfig m;
-  m.host = c.mysql_host;
-  m.port = c.mysql_port;
-  m.user = c.mysql_user;
-  m.password = c.mysql_password;
-  m.database = c.mysql_database;
+  mysql::MysqlConfig m = MysqlSettingsFor(c);
   m.read_timeout = 60s;
   return m;
 }

@@ -65,12 +65,7 @@ class PipelineSampler::Clients {
 
   mysql::Connection* mysql() {
     if (!mysql_) {
-      mysql::MysqlConfig mc;
-      mc.host = config_.mysql_host;
-      mc.port = config_.mysql_port;
-      mc.user = config_.mysql_user;
-      mc.password = config_.mysql_password;
-      mc.database = config_.mysql_database;
+      mysql::MysqlConfig mc = MysqlSettingsFor(config_);
       mc.connect_timeout = 1000ms;
       mc.read_timeout = 2000ms;
       auto c = mysql::Connection::Open(mc);

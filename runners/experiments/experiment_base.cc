@@ -73,15 +73,17 @@ std::chrono::milliseconds ExperimentBase::ReadBackWait(std::int64_t units) {
   return std::chrono::seconds(30) + std::chrono::milliseconds(std::max<std::int64_t>(0, units));
 }
 
-mysql::MysqlConfig ExperimentBase::MysqlSettings() const {
+mysql::MysqlConfig MysqlSettingsFor(const StackConfig& config) {
   mysql::MysqlConfig mc;
-  mc.host = config_.mysql_host;
-  mc.port = config_.mysql_port;
-  mc.user = config_.mysql_user;
-  mc.password = config_.mysql_password;
-  mc.database = config_.mysql_database;
+  mc.host = config.mysql_host;
+  mc.port = config.mysql_port;
+  mc.user = config.mysql_user;
+  mc.password = config.mysql_password;
+  mc.database = config.mysql_database;
   return mc;
 }
+
+mysql::MysqlConfig ExperimentBase::MysqlSettings() const { return MysqlSettingsFor(config_); }
 
 domain::Result<std::unique_ptr<mysql::Connection>> ExperimentBase::OpenMysqlWithSchema() const {
   auto conn = mysql::Connection::Open(MysqlSettings());

@@ -42,6 +42,9 @@ std::optional<std::string> LastRoleValue(const std::string& output, const std::s
 // Distinct event ids (header `event_id`) of records read back, with how often each appeared.
 std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages);
 
+// The MySQL endpoint and account of `config`, with the client's default timeouts.
+mysql::MysqlConfig MysqlSettingsFor(const StackConfig& config);
+
 class ExperimentBase : public domain::ExperimentRunner {
  public:
   void Cleanup(const domain::RunContext& ctx,
