@@ -92,7 +92,9 @@ std::vector<ExperimentSpec> Build() {
        "processed_event in one transaction and updates the cache version-guarded (VERSIONED, "
        "the default) or deletes the key (DEL); query-service reads through the cache while "
        "this runs",
-       "applied must equal commands; mismatches compares each projection row with its order; "
+       "commands counts outbox rows and must equal commands_committed, the command-services' "
+       "own count; applied must equal commands; mismatches compares each projection row with its "
+       "order; "
        "stale_reads counts cache reads that disagree with MySQL after convergence; latency "
        "is commit to projection. With DEL a reader that loaded the old row just before the "
        "commit can write it back just after the delete: stale_reads > 0 in some runs (the "
@@ -106,6 +108,8 @@ std::vector<ExperimentSpec> Build() {
        {kPartKafka, kPartMysql, kPartRedis},
        {},
        {Cmp("success", "commands", kGt, 0, kInc),
+        // The outbox holds one row per command the command-services say they committed.
+        Ratio("success", "commands", kEq, 1, "success", "commands_committed"),
         Ratio("success", "applied", kEq, 1, "success", "commands"),
         Cmp("success", "duplicates", kEq, 0), Cmp("success", "mismatches", kEq, 0),
         Cmp("success", "stale_reads", kEq, 0)},

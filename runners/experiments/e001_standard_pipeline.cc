@@ -165,7 +165,17 @@ class StandardPipeline final : public ExperimentBase {
     double late_p99_us = 0;
     double commit_p50_us = 0;
     double commit_p99_us = 0;
+    // The command-services' own count of committed commands, to reconcile the outbox against.
+    // Decided after the readers and services are stopped (returning here would leave them).
+    std::int64_t commands_committed = 0;
+    std::optional<std::string> phase_unfinished;
     for (const auto& p : phases) {
+      const std::string committed = p.Value("committed", "");
+      if (!p.finished || committed.empty()) {
+        phase_unfinished = "a command-service phase did not finish: " + p.status.Describe();
+        continue;
+      }
+      commands_committed += std::stoll(committed);
       busy_ms += std::stod(p.Value("elapsed_ms", "0"));
       late_p99_us = std::max(late_p99_us, std::stod(p.Value("late_p99_us", "0")));
       commit_p50_us = std::max(commit_p50_us, std::stod(p.Value("commit_p50_us", "0")));
@@ -193,6 +203,7 @@ class StandardPipeline final : public ExperimentBase {
     for (auto& consumer : consumers) ::kill(consumer.pid(), SIGTERM);
     for (auto& consumer : consumers) WaitRole(ctx, consumer, 10s, result, "consumer-service");
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
+    if (phase_unfinished) return Inconclusive(std::move(result), *phase_unfinished);
 
     auto read = kafka::ReadTopic(config_.kafka_bootstrap, topic, partitions, "read_committed",
                                  ReadBackWait(events));
@@ -244,6 +255,7 @@ class StandardPipeline final : public ExperimentBase {
     result.metrics["relay_lag_p99_ms"] = Percentile(relay_lag, 0.99);
     result.metrics["commands"] = static_cast<double>(commands);
     result.metrics["outbox_rows"] = static_cast<double>(commands);
+    result.metrics["commands_committed"] = static_cast<double>(commands_committed);
     result.metrics["published"] = static_cast<double>(ids.size());
     result.metrics["applied"] = static_cast<double>(applied);
     result.metrics["duplicates"] = static_cast<double>(effects - distinct_effects);

@@ -96,11 +96,8 @@ class FakeProbe : public domain::StackProbe {
 // E-001's criteria: success.commands > 0 (else inconclusive), applied == commands, and
 // duplicates, mismatches, stale_reads == 0 (else refuted).
 domain::ModeMetrics GoodE001() {
-  return {{"commands", 100},
-          {"applied", 100},
-          {"duplicates", 0},
-          {"mismatches", 0},
-          {"stale_reads", 0}};
+  return {{"commands", 100}, {"commands_committed", 100}, {"applied", 100},
+          {"duplicates", 0}, {"mismatches", 0},           {"stale_reads", 0}};
 }
 
 class ApiTest : public ::testing::Test {
@@ -217,7 +214,14 @@ TEST_F(ApiTest, VerdictFollowsTheEvidence) {
   EXPECT_EQ(RunJson(lost)["verdict"], "refuted");
 
   runner_.metrics = GoodE001();
+  runner_.metrics["commands_committed"] = 101;  // a committed command left no outbox row
+  std::string unrecorded = Post();
+  ExecuteNext();
+  EXPECT_EQ(RunJson(unrecorded)["verdict"], "refuted");
+
+  runner_.metrics = GoodE001();
   runner_.metrics["commands"] = 0;
+  runner_.metrics["commands_committed"] = 0;
   runner_.metrics["applied"] = 0;
   std::string nothing = Post();
   ExecuteNext();
@@ -231,9 +235,9 @@ TEST_F(ApiTest, VerdictFollowsTheEvidence) {
 
   auto exp = Body(Call("GET", "/experiments/E-001"));
   EXPECT_EQ(exp["last_verdict"], "inconclusive");
-  EXPECT_EQ(exp["last_runs"].size(), 5u);
+  EXPECT_EQ(exp["last_runs"].size(), 6u);
   auto m = metrics_.Serialize();
-  EXPECT_NE(m.find(R"(lab_runs_total{experiment="E-001",state="completed",verdict="refuted"} 2)"),
+  EXPECT_NE(m.find(R"(lab_runs_total{experiment="E-001",state="completed",verdict="refuted"} 3)"),
             std::string::npos);
   EXPECT_NE(m.find(R"(lab_experiment_last_verdict{experiment="E-001",verdict="inconclusive"} 1)"),
             std::string::npos);
