@@ -105,7 +105,10 @@ int main(int argc, char** argv) {
   auto job = wire::JobFromJson(parsed);
   if (!job) return Usage(("invalid job: " + job.error().message).c_str());
   runners::StackConfig config = job->stack;
-  if (const char* pw = std::getenv("LAB_MYSQL_PASSWORD")) config.mysql_password = pw;
+  // Start-up, before the runner's threads.
+  if (const char* pw = std::getenv("LAB_MYSQL_PASSWORD")) {  // NOLINT(concurrency-mt-unsafe)
+    config.mysql_password = pw;
+  }
 
   auto all = runners::MakeRunners(config);
   domain::ExperimentRunner* runner = nullptr;

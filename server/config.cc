@@ -50,9 +50,10 @@ domain::Result<std::string> ReadFile(const std::string& path, const char* what) 
 }
 
 void ApplyEnvironment(runners::StackConfig& s) {
+  // Start-up only, before any thread exists.
   auto env = [](const char* name) -> const char* {
-    return std::getenv(name);
-  };  // NOLINT(concurrency-mt-unsafe): start-up only
+    return std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  };
   if (const char* v = env("LAB_KAFKA_BOOTSTRAP")) s.kafka_bootstrap = v;
   if (const char* v = env("LAB_REGISTRY_URL")) s.registry_url = v;
   if (const char* v = env("LAB_MYSQL_HOST")) s.mysql_host = v;

@@ -19,11 +19,24 @@ extern char** environ;
 
 namespace lab::runners {
 
+namespace {
+
+// strerrordesc_np, unlike strerror, returns a constant string: safe from any thread.
+std::string ErrnoText(int err) {
+  const char* what = strerrordesc_np(err);
+  return what != nullptr ? what : "error " + std::to_string(err);
+}
+
+}  // namespace
+
 std::string ExitStatus::Describe() const {
   if (exited) return "exit " + std::to_string(code);
-  if (signaled)
-    return std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) +
-           ")";
+  if (signaled) {
+    // sigdescr_np, unlike strsignal, returns a constant string: safe from any thread.
+    const char* what = sigdescr_np(signal);
+    return std::string("killed by signal ") + std::to_string(signal) + " (" +
+           (what != nullptr ? what : "unknown signal") + ")";
+  }
   return "running";
 }
 
@@ -56,7 +69,7 @@ domain::Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>&
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     return domain::MakeError(domain::ErrorCode::kUnavailable,
-                             "spawn " + argv[0] + ": " + std::strerror(rc));
+                             "spawn " + argv[0] + ": " + ErrnoText(rc));
   }
   ChildProcess child;
   child.pid_ = pid;

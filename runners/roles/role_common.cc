@@ -34,7 +34,8 @@ mysql::MysqlConfig MysqlFromArgs(const RoleArgs& args) {
   mc.port = static_cast<int>(args.Int("mysql-port", 13306));
   mc.user = args.Get("mysql-user", "lab");
   mc.database = args.Get("mysql-db", "lab");
-  const char* pw = std::getenv("LAB_MYSQL_PASSWORD");  // secrets by environment, not argv
+  // Secrets by environment, not argv; read at start-up, before the role starts threads.
+  const char* pw = std::getenv("LAB_MYSQL_PASSWORD");  // NOLINT(concurrency-mt-unsafe)
   mc.password = pw != nullptr ? pw : "";
   return mc;
 }
