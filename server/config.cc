@@ -11,6 +11,15 @@ namespace {
 using domain::ErrorCode;
 using domain::MakeError;
 
+// The bounds a setting has, whether it comes from a flag or from the config file.
+struct Bounds {
+  long min;
+  long max;
+};
+constexpr Bounds kWorkerBounds{1, 64};
+constexpr Bounds kQueueCapacityBounds{1, 1000000};
+constexpr Bounds kRateBounds{0, 1000000};
+
 domain::Result<long> ParseInt(const std::string& option, const std::string& value, long min,
                               long max) {
   try {
@@ -91,18 +100,18 @@ domain::Status ApplyConfigFile(const std::string& path, ServerConfig& c) {
   if (j.is_discarded() || !j.is_object()) {
     return MakeError(ErrorCode::kInvalidArgument, "config file " + path + " is not a JSON object");
   }
-  auto bounded = [&](const std::string& key, long min, long max) -> domain::Result<long> {
+  auto bounded = [&](const std::string& key, Bounds b) -> domain::Result<long> {
     const auto& v = j[key];
     if (!v.is_number_integer()) {
       return MakeError(ErrorCode::kInvalidArgument,
                        "config file " + path + ": " + key + " must be an integer");
     }
     long n = v.get<long>();
-    if (n < min || n > max) {
+    if (n < b.min || n > b.max) {
       return MakeError(ErrorCode::kInvalidArgument, "config file " + path + ": " + key + " " +
                                                         std::to_string(n) + " is outside [" +
-                                                        std::to_string(min) + ", " +
-                                                        std::to_string(max) + "]");
+                                                        std::to_string(b.min) + ", " +
+                                                        std::to_string(b.max) + "]");
     }
     return n;
   };
@@ -115,15 +124,15 @@ domain::Status ApplyConfigFile(const std::string& path, ServerConfig& c) {
                          "config file " + path + ": stack: " + e.what());
       }
     } else if (key == "workers") {
-      auto n = bounded(key, 1, 64);
+      auto n = bounded(key, kWorkerBounds);
       if (!n.ok()) return n.error();
       c.workers = static_cast<int>(*n);
     } else if (key == "queue_capacity") {
-      auto n = bounded(key, 1, 1000000);
+      auto n = bounded(key, kQueueCapacityBounds);
       if (!n.ok()) return n.error();
       c.queue_capacity = static_cast<std::size_t>(*n);
     } else if (key == "rate_limit") {
-      auto n = bounded(key, 0, 1000000);
+      auto n = bounded(key, kRateBounds);
       if (!n.ok()) return n.error();
       c.rate_limit = static_cast<double>(*n);
     } else {
@@ -215,15 +224,15 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
     } else if (arg == "--data-dir") {
       c.data_dir = value;
     } else if (arg == "--workers" || arg == "--http-threads") {
-      auto n = ParseInt(arg, value, 1, 64);
+      auto n = ParseInt(arg, value, kWorkerBounds.min, kWorkerBounds.max);
       if (!n.ok()) return n.error();
       (arg == "--workers" ? c.workers : c.http_threads) = static_cast<int>(*n);
     } else if (arg == "--queue-capacity") {
-      auto n = ParseInt(arg, value, 1, 1000000);
+      auto n = ParseInt(arg, value, kQueueCapacityBounds.min, kQueueCapacityBounds.max);
       if (!n.ok()) return n.error();
       c.queue_capacity = static_cast<std::size_t>(*n);
     } else if (arg == "--rate-limit" || arg == "--rate-burst") {
-      auto n = ParseInt(arg, value, 0, 1000000);
+      auto n = ParseInt(arg, value, kRateBounds.min, kRateBounds.max);
       if (!n.ok()) return n.error();
       (arg == "--rate-limit" ? c.rate_limit : c.rate_burst) = static_cast<double>(*n);
     } else if (arg == "--body-limit") {
