@@ -75,11 +75,22 @@ class PipelineSampler::Clients {
   }
   void DropMysql() { mysql_.reset(); }
 
+  // A topic's partition count, asked once: the mode's topics keep theirs while it runs.
+  int partitions(const std::string& topic) {
+    auto& n = partitions_[topic];
+    if (n == 0 && admin() != nullptr) {
+      auto md = admin_->Metadata(topic, kKafkaTimeout);
+      if (md) n = static_cast<int>(md->partitions.size());
+    }
+    return n;
+  }
+
  private:
   const StackConfig& config_;
   std::unique_ptr<kafka::Admin> admin_;
   std::map<std::string, std::unique_ptr<kafka::Consumer>> groups_;
   std::unique_ptr<mysql::Connection> mysql_;
+  std::map<std::string, int> partitions_;  // 0: not known yet
 };
 
 PipelineSampler::PipelineSampler(StackConfig config, domain::RunReporter& reporter,
@@ -169,11 +180,12 @@ void PipelineSampler::SampleOnce(const std::stop_token& stop) {
   if (auto urp = admin->UnderReplicatedPartitions(kKafkaTimeout)) {
     reporter_.Gauge("lab_kafka_under_replicated_partitions", {}, static_cast<double>(urp->size()));
   }
+  if (groups.empty()) return;
   for (const auto& topic : topics) {
-    if (stop.stop_requested() || groups.empty()) return;
-    auto md = admin->Metadata(topic, kKafkaTimeout);
-    if (!md || md->partitions.empty()) continue;
-    std::vector<PartitionOffsets> marks(md->partitions.size());
+    if (stop.stop_requested()) return;
+    const int partitions = clients_->partitions(topic);
+    if (partitions == 0) continue;
+    std::vector<PartitionOffsets> marks(static_cast<std::size_t>(partitions));
     bool ok = true;
     for (std::size_t p = 0; p < marks.size() && ok; ++p) {
       auto w = admin->QueryWatermarks(topic, static_cast<std::int32_t>(p), kKafkaTimeout);
