@@ -1,5 +1,7 @@
 // The catalog's content. Wording follows ../shared/design/EXPERIMENTS.md; parameter bounds are
 // chosen so that defaults finish in under 60 s on 2 cores and the maxima stay meaningful.
+#include <algorithm>
+
 #include "domain/catalog.h"
 
 namespace lab::domain {
@@ -56,6 +58,14 @@ constexpr auto kInc = Verdict::kInconclusive;
 
 ModeSpec Failure(std::string d) { return {"failure", std::move(d)}; }
 ModeSpec Success(std::string d) { return {"success", std::move(d)}; }
+
+// The flip every experiment with a practice has: "off" runs the success mode with the
+// anti-pattern instead, so a user (and a test) sees the verdict follow the evidence.
+ParameterSpec Practice() {
+  return Enum("practice", "on", {"on", "off"},
+              "off runs the success mode without its practice (the anti-pattern), to see the "
+              "verdict change");
+}
 
 ParameterSpec Events(std::int64_t def, std::int64_t max) {
   return Int("events", def, 1, static_cast<double>(max), "events",
@@ -292,6 +302,196 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "rejected_isr", kGt, 0)},
        180});
 
+  c.push_back(
+      {"E-013",
+       "Lua read-modify-write cache diverges from MySQL",
+       "advanced",
+       "updating the cache with a Lua read-modify-write while MySQL is the truth diverges; "
+       "commit-then-invalidate and a versioned set do not",
+       "concurrent writer threads change rows of cache_truth in MariaDB (value + delta, version "
+       "+ 1; some transactions roll back on a business check) while readers read through the "
+       "cache. failure: each writer updates the cached value with a Lua read-modify-write of "
+       "the cache's own value, independent of the commit. success: two fixes in turn, "
+       "commit-then-invalidate (DEL after commit) and a versioned set (a Lua script writes only "
+       "if the version is newer, also for readers' fills)",
+       "after every writer stopped, each key's cached value is compared with its row in MariaDB "
+       "(keys_compared, mismatches: both read back); stale_reads counts reads during the run "
+       "that returned a value older than the row's committed one. The success mode reports "
+       "mismatches per fix",
+       {Failure("write-through by a Lua read-modify-write independent of the DB commit"),
+        Success("commit then invalidate (DEL); commit then versioned set")},
+       {Int("writers", 8, 1, 64, "threads", "concurrent writers"),
+        Int("updates", 300, 1, 100000, "updates", "updates per writer"),
+        Int("items", 20, 1, 10000, "rows", "rows (and cache keys) the writers share"),
+        Int("readers", 2, 0, 32, "threads", "concurrent readers through the cache"), Practice()},
+       {kPartMysql, kPartRedis},
+       {},
+       {Cmp("failure", "keys_compared", kGt, 0, kInc), Cmp("failure", "mismatches", kGt, 0),
+        Cmp("success", "keys_compared", kGt, 0, kInc),
+        Cmp("success", "mismatches_invalidate", kEq, 0),
+        Cmp("success", "mismatches_versioned", kEq, 0)},
+       90});
+
+  c.push_back(
+      {"E-039A",
+       "Distributed locks fail in known ways",
+       "redis-ops",
+       "distributed locks (SET NX PX) fail in known ways: overlapping critical sections",
+       "real lock-holder processes take a SET NX PX lock and record each critical section in "
+       "MariaDB (lock_interval). Scenarios: pause (the holder is SIGSTOPped past the TTL while "
+       "another acquires), unsafe_unlock (an unlock without an owner check deletes another "
+       "holder's lock), timeout_retry (a holder whose work outlives the TTL keeps working while "
+       "a retrying contender acquires), crash_restart (a holder killed with SIGKILL is "
+       "restarted and resumes the work it believes it still holds the lock for)",
+       "overlaps_<scenario> counts pairs of critical sections of different holders that overlap "
+       "in time, read back from lock_interval; holder_paused and holder_killed prove the faults "
+       "fired (the process was stopped / killed by the signal)",
+       {Failure("SET NX PX locks, unlock with DEL, no fencing")},
+       {Int("ttl_ms", 500, 100, 10000, "ms", "the lock's TTL"),
+        Int("holders", 2, 2, 16, "processes", "contending holder processes per scenario")},
+       {kPartMysql, kPartRedis},
+       {},
+       {Cmp("failure", "holder_paused", kEq, 1, kInc),
+        Cmp("failure", "holder_killed", kEq, 1, kInc), Cmp("failure", "overlaps_pause", kGt, 0),
+        Cmp("failure", "overlaps_unsafe_unlock", kGt, 0),
+        Cmp("failure", "overlaps_timeout_retry", kGt, 0),
+        Cmp("failure", "overlaps_crash_restart", kGt, 0)},
+       90});
+
+  c.push_back(
+      {"E-039B",
+       "Fencing tokens and a safe unlock",
+       "redis-ops",
+       "fencing tokens and a compare-and-delete unlock prevent the failures of E-039A",
+       "the scenarios of E-039A with real holder processes; each lock comes with a token from "
+       "INCR (monotonic). failure: the store (fenced_resource in MariaDB) accepts any write and "
+       "unlock is a plain DEL. success: the store refuses a write whose token is older than the "
+       "newest it accepted (one conditional UPDATE), and unlock is a compare-and-delete Lua "
+       "script",
+       "stale_writes_attempted counts writes by a holder whose lock had expired or been taken "
+       "over (its token is older than one already written), stale_writes_accepted and "
+       "stale_writes_refused come from fenced_write (read back); foreign_unlocks counts unlocks "
+       "that deleted another holder's lock (checked against the lock's value in Redis); "
+       "holder_paused proves the pause fired",
+       {Failure("no fencing: the store accepts any write; unlock is DEL"),
+        Success("fencing token checked by the store; compare-and-delete unlock")},
+       {Int("ttl_ms", 500, 100, 10000, "ms", "the lock's TTL"),
+        Int("holders", 2, 2, 16, "processes", "contending holder processes"), Practice()},
+       {kPartMysql, kPartRedis},
+       {},
+       {Cmp("failure", "holder_paused", kEq, 1, kInc),
+        Cmp("success", "holder_paused", kEq, 1, kInc),
+        Cmp("failure", "stale_writes_accepted", kGt, 0),
+        Cmp("success", "stale_writes_attempted", kGt, 0, kInc),
+        Cmp("success", "stale_writes_refused", kGt, 0, kInc),
+        Cmp("success", "stale_writes_accepted", kEq, 0), Cmp("success", "foreign_unlocks", kEq, 0)},
+       90});
+
+  c.push_back(
+      {"E-046",
+       "Reconnect storms",
+       "redis-ops",
+       "after a Redis restart, clients that retry at once storm it; backoff with full jitter "
+       "spreads the reconnects",
+       "client processes hold `clients` connections to the standalone Redis, with maxclients "
+       "lowered for the run; Redis is killed (SIGKILL) and restarted on its port after "
+       "`down_ms`. failure: every client reconnects immediately and again on each failure. "
+       "success: exponential backoff with full jitter (sleep random(0, min(cap, base x 2^n)))",
+       "peak_attempts_per_s is the busiest second of connection attempts the clients made "
+       "(self_reported), cross-checked with peak_accepted_per_s from the restarted Redis's "
+       "total_connections_received (server_counter) and refused from its rejected_connections; "
+       "recovery_ms is from Redis answering again until every client was served; redis_down_ms "
+       "proves the fault fired",
+       {Failure("immediate reconnect, retry at once on failure"),
+        Success("exponential backoff with full jitter")},
+       {Int("clients", 200, 10, 2000, "connections", "client connections (over 4 processes)"),
+        Int("maxclients", 100, 10, 10000, "connections",
+            "Redis maxclients during the run (restored afterwards)"),
+        Int("down_ms", 2000, 500, 30000, "ms", "how long Redis stays down"), Practice()},
+       {kPartRedis},
+       {kLockRedisServer},
+       {Cmp("failure", "redis_down_ms", kGt, 0, kInc),
+        Cmp("success", "redis_down_ms", kGt, 0, kInc),
+        Ratio("failure", "peak_attempts_per_s", kGe, 3, "success", "peak_attempts_per_s"),
+        Cmp("failure", "peak_accepted_per_s", kGt, 0, kInc), Cmp("success", "unserved", kEq, 0)},
+       90});
+
+  c.push_back(
+      {"E-047",
+       "Slowlog finds what ruins p99",
+       "redis-ops",
+       "a few slow commands ruin every client's p99, and SLOWLOG/LATENCY name the culprit",
+       "a steady load of GET/SET from several clients measures its latency (baseline); then "
+       "slow commands are injected beside it (a KEYS over many keys, a SORT of a large list, a "
+       "busy Lua script); slowlog-log-slower-than and latency-monitor-threshold are set for the "
+       "run and restored",
+       "p99_baseline_ms and p99_injected_ms are the load's own latencies (client clocks); "
+       "p99_factor their ratio; slow_injected counts slow commands run (>0 proves the fault); "
+       "culprit_named is 1 when the top entries of SLOWLOG GET (server_counter) are the "
+       "injected commands and none of the load's; latency_events counts LATENCY LATEST events",
+       {{"check", "steady load, then slow commands injected; SLOWLOG/LATENCY read"}},
+       {Int("clients", 4, 1, 32, "clients", "load clients"),
+        Int("seconds", 3, 1, 60, "s", "duration of each phase"),
+        Int("keys", 50000, 1000, 2000000, "keys", "keys the slow KEYS walks")},
+       {kPartRedis},
+       {kLockRedisServer},
+       {Cmp("check", "slow_injected", kGt, 0, kInc), Cmp("check", "p99_factor", kGe, 5),
+        Cmp("check", "culprit_named", kEq, 1)},
+       90});
+
+  c.push_back(
+      {"E-048",
+       "Pub/sub loses messages; streams do not",
+       "redis-ops",
+       "a slow pub/sub subscriber is disconnected and loses messages; a stream with a consumer "
+       "group delivers everything",
+       "client-output-buffer-limit pubsub is lowered for the run (restored afterwards). "
+       "failure: a publisher sends `messages` to a channel whose subscriber reads slowly; "
+       "success: the same messages go to a stream read by a consumer group (XREADGROUP, XACK); "
+       "one consumer is killed with entries pending, which another claims (XAUTOCLAIM)",
+       "published counts what the publisher sent (PUBLISH) or what the stream holds (XLEN, "
+       "read back); received counts distinct messages the subscribers processed; lost = "
+       "published - received; disconnected comes from CLIENT LIST and the subscriber's "
+       "connection end; pending_after is XPENDING after the run (server_counter); reclaimed "
+       "counts entries claimed from the killed consumer (>0 proves the fault fired)",
+       {Failure("pub/sub with a slow subscriber"),
+        Success("a stream with a consumer group, XACK and reclaim")},
+       {Int("messages", 20000, 100, 1000000, "messages", "messages published"),
+        Int("payload_bytes", 512, 16, 65536, "bytes", "size of each message"), Practice()},
+       {kPartRedis},
+       {kLockRedisServer},
+       {Cmp("failure", "published", kGt, 0, kInc), Cmp("failure", "disconnected", kGe, 1),
+        Cmp("failure", "lost", kGt, 0), Cmp("success", "published", kGt, 0, kInc),
+        Cmp("success", "reclaimed", kGt, 0, kInc), Cmp("success", "lost", kEq, 0),
+        Cmp("success", "pending_after", kEq, 0)},
+       90});
+
+  c.push_back(
+      {"E-049",
+       "Restricted commands gate",
+       "redis-ops",
+       "code that uses commands a managed Redis forbids fails there; a gate that watches the "
+       "workload before deployment names them",
+       "a restricted ACL user (no KEYS, FLUSHALL, FLUSHDB, CONFIG, DEBUG, …) stands for the "
+       "managed service. The gate watches the application's workload against the unrestricted "
+       "Redis (MONITOR, filtered to the workload's connection) and lists the forbidden commands "
+       "it used; then the same workload runs as the restricted user. failure: the original "
+       "workload; success: the rewritten one (SCAN instead of KEYS, UNLINK of its own keys "
+       "instead of FLUSHDB, no CONFIG)",
+       "gate_forbidden is the number of distinct forbidden commands the gate saw; "
+       "failed_restricted the number of distinct commands refused with NOPERM as the restricted "
+       "user (server's answer); gate_matches is 1 when the two sets are equal; "
+       "failed_unrestricted counts commands that failed on the unrestricted Redis",
+       {Failure("the original workload, deployed without the gate"),
+        Success("the workload rewritten after the gate's report")},
+       {Practice()},
+       {kPartRedis},
+       {},
+       {Cmp("failure", "failed_restricted", kGt, 0), Cmp("failure", "gate_matches", kEq, 1),
+        Cmp("success", "gate_matches", kEq, 1), Cmp("success", "failed_restricted", kEq, 0),
+        Cmp("success", "failed_unrestricted", kEq, 0)},
+       60});
+
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
     ExperimentSpec e;
@@ -317,10 +517,6 @@ std::vector<ExperimentSpec> Build() {
   advanced("E-012", "read_committed skips aborted transactions", "advanced",
            "read_committed skips aborted transactions (offset gaps are normal)",
            "produce in a transaction, abort; produce committed ones", {kPartKafka});
-  advanced("E-013", "Lua read-modify-write cache diverges", "advanced",
-           "updating the cache with Lua read-modify-write while MySQL is the truth diverges",
-           "concurrent writers; write-through via Lua vs commit-then-invalidate / versioned set",
-           {kPartMysql, kPartRedis});
   advanced("E-014", "processed_event retention strategies", "advanced",
            "processed_event retention strategies differ in cost",
            "batched DELETE by age vs archive-and-delete vs partition DROP under insert load",
@@ -349,13 +545,6 @@ std::vector<ExperimentSpec> Build() {
            "coupon issuance under concurrency oversells unless atomic",
            "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup",
            {kPartMysql, kPartRedis});
-  advanced(
-      "E-039A", "Distributed lock failures", "redis-ops", "distributed locks fail in known ways",
-      "TTL expiry while the holder works, unlock without owner check, crash-restart", {kPartRedis});
-  advanced("E-039B", "Fencing tokens", "redis-ops",
-           "fencing tokens and a safe unlock prevent those failures",
-           "monotonic token checked by the store; compare-and-delete unlock",
-           {kPartRedis, kPartMysql});
   advanced("E-044", "Online resharding", "redis-ops",
            "online resharding under load is safe for a cluster-aware client",
            "slots migrated while clients run: ASK/MOVED handled", kRc);
@@ -364,17 +553,6 @@ std::vector<ExperimentSpec> Build() {
       "a failover drill shows the unavailability window and the async-replication loss",
       "master killed / CLUSTER FAILOVER: downtime, acknowledged writes lost with and without WAIT",
       kRc);
-  advanced("E-046", "Reconnect storms", "redis-ops", "reconnect storms need backoff with jitter",
-           "many clients reconnect after a restart with and without backoff", {kPartRedis});
-  advanced("E-047", "Slowlog and p99", "redis-ops", "slowlog finds what ruins p99",
-           "slow commands injected under load: p99 with and without", {kPartRedis});
-  advanced("E-048", "Pub/sub vs streams", "redis-ops",
-           "a slow pub/sub subscriber is disconnected and loses messages; streams do not",
-           "client-output-buffer-limit pubsub exceeded vs a stream consumer group", {kPartRedis});
-  advanced("E-049", "Restricted commands gate", "redis-ops",
-           "restricted commands must be caught before deploy",
-           "a Redis with managed-service restrictions; the gate reports forbidden commands",
-           {kPartRedis});
   advanced("E-050", "Cluster mode breaks single-node code", "redis-ops",
            "a serverless/cluster-mode target breaks code written for a single node",
            "the same workload on standalone vs cluster mode", {kPartRedis, kPartRedisCluster});
@@ -396,6 +574,18 @@ std::vector<ExperimentSpec> Build() {
   advanced("N21", "Circuit breaker", "resilience",
            "a circuit breaker contains a latency spike and recovers by itself",
            "dependency latency injected: MTTD, MTTR, failure rate", {kPartMysql, kPartToxiproxy});
+  // EXPERIMENTS.md's order, whichever way the entries above were written.
+  static const std::vector<std::string> kOrder = {
+      "E-000", "E-001", "E-002", "E-003",  "E-004",  "E-005", "E-006", "E-007", "E-008",
+      "E-009", "E-010", "E-011", "E-012",  "E-013",  "E-014", "E-015", "E-018", "E-019",
+      "E-022", "E-023", "E-024", "E-039A", "E-039B", "E-044", "E-045", "E-046", "E-047",
+      "E-048", "E-049", "E-050", "N03",    "N04",    "N06",   "N19",   "N21"};
+  auto rank = [&](const ExperimentSpec& e) {
+    return std::find(kOrder.begin(), kOrder.end(), e.id) - kOrder.begin();
+  };
+  std::stable_sort(c.begin(), c.end(), [&](const ExperimentSpec& a, const ExperimentSpec& b) {
+    return rank(a) < rank(b);
+  });
   return c;
 }
 

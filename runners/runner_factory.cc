@@ -17,6 +17,13 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeOpenTransactionLso(config));
   runners.push_back(MakeAcksDurability(config));
   runners.push_back(MakeCacheStampede(config));
+  runners.push_back(MakeLuaCacheDivergence(config));
+  runners.push_back(MakeLockFailures(config));
+  runners.push_back(MakeFencingTokens(config));
+  runners.push_back(MakeReconnectStorm(config));
+  runners.push_back(MakeSlowlogP99(config));
+  runners.push_back(MakePubsubVsStreams(config));
+  runners.push_back(MakeRestrictedCommands(config));
   return runners;
 }
 

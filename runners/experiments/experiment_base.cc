@@ -20,7 +20,8 @@ namespace {
 // Tables whose rows carry run_ns (migrations/mysql); cleanup deletes a run's rows from each.
 const char* const kRunTables[] = {"orders",           "outbox_event", "processed_event",
                                   "order_projection", "side_effect",  "replay_audit",
-                                  "product",          "db_read_log"};
+                                  "product",          "db_read_log",  "cache_truth",
+                                  "lock_interval",    "fenced_write", "fenced_resource"};
 
 bool IsOurChild(pid_t pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");
@@ -216,6 +217,82 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
       registry::RegistryClient client(config_.registry_url);
       (void)client.DeleteSubject(a.name);
     }
+  }
+  // Newest first: a setting changed twice in one run goes back to the value it had before the
+  // first change.
+  for (auto it = created.rbegin(); it != created.rend(); ++it) {
+    if (it->kind == kArtifactRedisConfig || it->kind == kArtifactRedisAclUser)
+      RestoreRedis(ctx, *it);
+  }
+}
+
+domain::Result<std::unique_ptr<redis::Connection>> ExperimentBase::OpenRedis(
+    std::chrono::milliseconds timeout) const {
+  return redis::Connection::Open(config_.redis_host, config_.redis_port, timeout);
+}
+
+domain::Status ExperimentBase::SetRedisConfig(const domain::RunContext& ctx,
+                                              const std::string& mode, domain::ModeResult& result,
+                                              const std::string& parameter,
+                                              const std::string& value) const {
+  auto conn = OpenRedis();
+  if (!conn) return conn.error();
+  auto before = (*conn)->Command({"CONFIG", "GET", parameter});
+  if (!before) return before.error();
+  if (before->elements.size() != 2) {
+    return domain::MakeError(domain::ErrorCode::kInternal,
+                             "redis: CONFIG GET " + parameter + " returned no value");
+  }
+  Created(ctx, mode, result, kArtifactRedisConfig, parameter + "=" + before->elements[1].str);
+  auto set = (*conn)->Command({"CONFIG", "SET", parameter, value});
+  if (!set) return set.error();
+  if (set->is_error()) {
+    return domain::MakeError(domain::ErrorCode::kInternal,
+                             "redis: CONFIG SET " + parameter + ": " + set->str);
+  }
+  Step(ctx, mode + ": redis " + parameter + " = " + value + " (was " + before->elements[1].str +
+                ", restored by cleanup)");
+  return {};
+}
+
+domain::Status ExperimentBase::CreateRedisAclUser(const domain::RunContext& ctx,
+                                                  const std::string& mode,
+                                                  domain::ModeResult& result,
+                                                  const std::string& user,
+                                                  const std::vector<std::string>& rules) const {
+  auto conn = OpenRedis();
+  if (!conn) return conn.error();
+  Created(ctx, mode, result, kArtifactRedisAclUser, user);
+  std::vector<std::string> argv = {"ACL", "SETUSER", user, "reset"};
+  argv.insert(argv.end(), rules.begin(), rules.end());
+  auto set = (*conn)->Command(argv);
+  if (!set) return set.error();
+  if (set->is_error()) {
+    return domain::MakeError(domain::ErrorCode::kInternal,
+                             "redis: ACL SETUSER " + user + ": " + set->str);
+  }
+  return {};
+}
+
+void ExperimentBase::RestoreRedis(const domain::RunContext& ctx,
+                                  const domain::Artifact& artifact) const {
+  auto conn = OpenRedis();
+  if (!conn) {
+    Step(ctx, "cleanup: redis: " + conn.error().message);
+    return;
+  }
+  std::vector<std::string> argv;
+  if (artifact.kind == kArtifactRedisAclUser) {
+    argv = {"ACL", "DELUSER", artifact.name};
+  } else {
+    const auto eq = artifact.name.find('=');
+    if (eq == std::string::npos) return;
+    argv = {"CONFIG", "SET", artifact.name.substr(0, eq), artifact.name.substr(eq + 1)};
+  }
+  auto reply = (*conn)->Command(argv);
+  if (!reply || reply->is_error()) {
+    Step(ctx, "cleanup: redis " + argv[0] + " " + argv[1] + " " + argv[2] + ": " +
+                  (reply ? reply->str : reply.error().message));
   }
 }
 

@@ -12,6 +12,7 @@
 #include "runners/common/process.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
+#include "runners/redis/redis_client.h"
 #include "runners/stack_config.h"
 
 namespace lab::runners {
@@ -23,6 +24,10 @@ inline constexpr const char* kArtifactRows = "mysql-rows";     // name = run_ns 
 inline constexpr const char* kArtifactRedis = "redis-prefix";  // name = key prefix
 inline constexpr const char* kArtifactProcess = "process";     // name = pid
 inline constexpr const char* kArtifactSubject = "registry-subject";
+// A Redis setting the run changed: name = "<parameter>=<value before the run>"; cleanup sets it
+// back (CONFIG SET), so the stack is left as found whatever ends the run.
+inline constexpr const char* kArtifactRedisConfig = "redis-config";
+inline constexpr const char* kArtifactRedisAclUser = "redis-acl-user";  // name = ACL user
 
 // What a finished role process left: how it ended and its key=value lines.
 struct RoleOutcome {
@@ -107,11 +112,27 @@ class ExperimentBase : public domain::ExperimentRunner {
   // log gets its output. Fails when the script is missing or the fault did not take.
   domain::Status StackFault(const domain::RunContext& ctx, const std::vector<std::string>& args,
                             std::chrono::milliseconds timeout) const;
+  // A connection to the standalone Redis of the stack.
+  domain::Result<std::unique_ptr<redis::Connection>> OpenRedis(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) const;
+  // CONFIG SET `parameter` `value` on the standalone Redis, after recording its current value
+  // as an artifact (kArtifactRedisConfig), so cleanup restores it on every exit path.
+  domain::Status SetRedisConfig(const domain::RunContext& ctx, const std::string& mode,
+                                domain::ModeResult& result, const std::string& parameter,
+                                const std::string& value) const;
+  // ACL SETUSER `user` with `rules` (e.g. {"on", ">pw", "~*", "+@all", "-keys"}), recorded as
+  // an artifact first so cleanup deletes the user on every exit path.
+  domain::Status CreateRedisAclUser(const domain::RunContext& ctx, const std::string& mode,
+                                    domain::ModeResult& result, const std::string& user,
+                                    const std::vector<std::string>& rules) const;
   // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
   std::int64_t Count(mysql::Connection& conn, const std::string& sql,
                      const std::vector<mysql::Param>& params) const;
 
   StackConfig config_;
+
+ private:
+  void RestoreRedis(const domain::RunContext& ctx, const domain::Artifact& artifact) const;
 };
 
 // An inconclusive ModeResult with the reason.

@@ -19,5 +19,14 @@ std::unique_ptr<domain::ExperimentRunner> MakeOpenTransactionLso(const StackConf
 std::unique_ptr<domain::ExperimentRunner> MakeAcksDurability(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeCacheStampede(const StackConfig& config);
 std::unique_ptr<domain::ExperimentRunner> MakeStandardPipeline(const StackConfig& config);
+std::unique_ptr<domain::ExperimentRunner> MakeLuaCacheDivergence(
+    const StackConfig& config);                                                            // E-013
+std::unique_ptr<domain::ExperimentRunner> MakeLockFailures(const StackConfig& config);     // E-039A
+std::unique_ptr<domain::ExperimentRunner> MakeFencingTokens(const StackConfig& config);    // E-039B
+std::unique_ptr<domain::ExperimentRunner> MakeReconnectStorm(const StackConfig& config);   // E-046
+std::unique_ptr<domain::ExperimentRunner> MakeSlowlogP99(const StackConfig& config);       // E-047
+std::unique_ptr<domain::ExperimentRunner> MakePubsubVsStreams(const StackConfig& config);  // E-048
+std::unique_ptr<domain::ExperimentRunner> MakeRestrictedCommands(
+    const StackConfig& config);  // E-049
 
 }  // namespace lab::runners

@@ -63,5 +63,7 @@ int RunConsumerService(const RoleArgs& args);
 int RunReplayWorker(const RoleArgs& args);
 int RunSchemaProducer(const RoleArgs& args);  // E-006
 int RunSchemaConsumer(const RoleArgs& args);  // E-006
+int RunLockHolder(const RoleArgs& args);      // E-039A, E-039B
+int RunRedisClients(const RoleArgs& args);    // E-046
 
 }  // namespace lab::runners::roles

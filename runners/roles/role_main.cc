@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     if (role == "replay-worker") return RunReplayWorker(args);
     if (role == "schema-producer") return RunSchemaProducer(args);
     if (role == "schema-consumer") return RunSchemaConsumer(args);
+    if (role == "lock-holder") return RunLockHolder(args);
+    if (role == "redis-clients") return RunRedisClients(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error=%s\n", e.what());
     return 1;

@@ -1,0 +1,22 @@
+// E-039B: STUB — being written; answers inconclusive until its runner exists.
+#include "runners/experiments/experiments.h"
+
+namespace lab::runners {
+namespace {
+
+class Stub final : public ExperimentBase {
+ public:
+  explicit Stub(StackConfig config) : ExperimentBase(std::move(config)) {}
+  std::string_view ExperimentId() const override { return "E-039B"; }
+  domain::ModeResult RunMode(const domain::RunContext&, const std::string&) override {
+    return Inconclusive({}, "not written yet");
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<domain::ExperimentRunner> MakeFencingTokens(const StackConfig& config) {
+  return std::make_unique<Stub>(config);
+}
+
+}  // namespace lab::runners

@@ -1,0 +1,8 @@
+// STUB — being written.
+#include "runners/roles/role_common.h"
+
+namespace lab::runners::roles {
+
+int RunRedisClients(const RoleArgs& /*args*/) { return 2; }
+
+}  // namespace lab::runners::roles

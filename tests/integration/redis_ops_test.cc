@@ -1,0 +1,2 @@
+// Redis experiments through the API (being written).
+#include <gtest/gtest.h>
