@@ -124,7 +124,30 @@ std::string InfoField(const std::string& info, const std::string& field) {
   return info.substr(pos + field.size() + 1, end - pos - field.size() - 1);
 }
 
-PartHealth CheckRedis(const StackConfig& config, Ms timeout) {
+// The settings experiments change (SetRedisConfig, CreateRedisAclUser): read for the drift check.
+constexpr const char* kWatchedRedisSettings[] = {"maxclients", "client-output-buffer-limit",
+                                                 "slowlog-log-slower-than", "slowlog-max-len",
+                                                 "latency-monitor-threshold"};
+
+// The watched settings and the ACL users, or an error text.
+domain::Result<std::map<std::string, std::string>> RedisSettings(redis::Connection& conn) {
+  std::vector<std::vector<std::string>> commands;
+  for (const char* name : kWatchedRedisSettings) commands.push_back({"CONFIG", "GET", name});
+  commands.push_back({"ACL", "USERS"});
+  auto replies = conn.Pipeline(commands);
+  if (!replies) return replies.error();
+  std::map<std::string, std::string> settings;
+  for (std::size_t i = 0; i + 1 < replies->size(); ++i) {
+    const auto& r = (*replies)[i];
+    settings[kWatchedRedisSettings[i]] = r.elements.size() == 2 ? r.elements[1].str : "?";
+  }
+  std::string users;
+  for (const auto& u : replies->back().elements) users += (users.empty() ? "" : ",") + u.str;
+  settings["acl_users"] = replies->back().is_error() ? "?" : users;
+  return settings;
+}
+
+PartHealth CheckRedis(const StackConfig& config, Ms timeout, RedisBaseline* baseline) {
   PartHealth h{domain::kPartRedis, false, 0, "", ""};
   auto start = SteadyClock::now();
   auto conn = redis::Connection::Open(config.redis_host, config.redis_port, timeout);
@@ -139,9 +162,18 @@ PartHealth CheckRedis(const StackConfig& config, Ms timeout) {
     h.detail = reply ? reply->str : reply.error().message;
     return h;
   }
-  h.ok = true;
   h.version = "redis " + InfoField(reply->str, "redis_version");
   h.detail = "mode=" + InfoField(reply->str, "redis_mode");
+  h.ok = true;
+  if (baseline == nullptr) return h;
+  auto settings = RedisSettings(**conn);
+  if (!settings) {
+    h.ok = false;
+    h.detail += "; settings not readable: " + settings.error().message;
+  } else if (std::string drift = baseline->Drift(*settings); !drift.empty()) {
+    h.ok = false;
+    h.detail += "; settings differ from the first check (not restored): " + drift;
+  }
   return h;
 }
 
@@ -201,12 +233,12 @@ PartHealth CheckToxiproxy(const StackConfig& config, Ms timeout) {
 }
 
 PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeout,
-                    const std::stop_token& stop) {
+                    const std::stop_token& stop, RedisBaseline* baseline) {
   if (stop.stop_requested()) return Stopped(part);
   if (part == domain::kPartKafka) return CheckKafka(config, timeout, stop);
   if (part == domain::kPartRegistry) return CheckRegistry(config, timeout);
   if (part == domain::kPartMysql) return CheckMysql(config, timeout);
-  if (part == domain::kPartRedis) return CheckRedis(config, timeout);
+  if (part == domain::kPartRedis) return CheckRedis(config, timeout, baseline);
   if (part == domain::kPartRedisCluster) return CheckRedisCluster(config, timeout, stop);
   if (part == domain::kPartToxiproxy) return CheckToxiproxy(config, timeout);
   return {part, false, 0, "", "unknown stack part"};
@@ -214,8 +246,23 @@ PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeo
 
 }  // namespace
 
+std::string RedisBaseline::Drift(const std::map<std::string, std::string>& now) {
+  std::lock_guard lock(mu_);
+  if (!first_) {
+    first_ = now;
+    return "";
+  }
+  std::string drift;
+  for (const auto& [name, value] : now) {
+    auto was = first_->find(name);
+    if (was == first_->end() || was->second == value) continue;
+    drift += (drift.empty() ? "" : "; ") + name + "=" + value + " (was " + was->second + ")";
+  }
+  return drift;
+}
+
 domain::PartHealth RealStackProbe::CheckPart(const std::string& part, Ms timeout) const {
-  return CheckOne(config_, part, timeout, {});
+  return CheckOne(config_, part, timeout, {}, redis_baseline_.get());
 }
 
 std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::string>& parts,
@@ -236,8 +283,8 @@ std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::str
   for (const auto& part : wanted) {
     auto promise = std::make_shared<std::promise<domain::PartHealth>>();
     futures.push_back(promise->get_future());
-    std::thread([promise, config = config_, part, timeout, stop] {
-      promise->set_value(CheckOne(config, part, timeout, stop));
+    std::thread([promise, config = config_, part, timeout, stop, baseline = redis_baseline_] {
+      promise->set_value(CheckOne(config, part, timeout, stop, baseline.get()));
     }).detach();
   }
   std::vector<domain::PartHealth> out;

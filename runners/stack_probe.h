@@ -3,12 +3,33 @@
 // answers promptly with ok=false and the reason; a stop token ends the wait within ~100 ms.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <stop_token>
+#include <string>
 
 #include "domain/ports.h"
 #include "runners/stack_config.h"
 
 namespace lab::runners {
+
+// The standalone Redis's settings that experiments change for a run (CONFIG SET values, ACL
+// users), as this probe first saw them. Every later check compares with that first sight, so a
+// run that did not restore what it changed makes Redis unhealthy in its postflight. A server
+// started on an already drifted Redis takes the drift as its baseline (`./lab stack reset`
+// restarts Redis with the stack's settings).
+class RedisBaseline {
+ public:
+  // "" when `now` equals the first settings seen (recorded on the first call), else the
+  // differences: "maxclients=300 (was 10000); acl_users=default,lab_x (was default)".
+  std::string Drift(const std::map<std::string, std::string>& now);
+
+ private:
+  std::mutex mu_;
+  std::optional<std::map<std::string, std::string>> first_;  // guarded by mu_
+};
 
 class RealStackProbe final : public domain::StackProbe {
  public:
@@ -24,6 +45,7 @@ class RealStackProbe final : public domain::StackProbe {
 
  private:
   StackConfig config_;
+  std::shared_ptr<RedisBaseline> redis_baseline_ = std::make_shared<RedisBaseline>();
 };
 
 }  // namespace lab::runners

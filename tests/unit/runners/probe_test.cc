@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "runners/runner_factory.h"
+#include "runners/stack_probe.h"
 
 namespace lab::runners {
 namespace {
@@ -31,6 +32,22 @@ TEST(StackProbe, DeadStackAnswersPromptlyWithReasons) {
     EXPECT_FALSE(h.ok) << h.part;
     EXPECT_FALSE(h.detail.empty()) << h.part;
   }
+}
+
+// The first settings seen are the baseline; a later change is named with its first value, and
+// putting it back makes the drift disappear.
+TEST(RedisBaseline, NamesWhatDiffersFromTheFirstCheck) {
+  RedisBaseline baseline;
+  const std::map<std::string, std::string> first = {{"maxclients", "10000"},
+                                                    {"acl_users", "default"}};
+  EXPECT_EQ(baseline.Drift(first), "");
+  EXPECT_EQ(baseline.Drift(first), "");
+  auto changed = first;
+  changed["maxclients"] = "300";
+  changed["acl_users"] = "default,lab_x";
+  EXPECT_EQ(baseline.Drift(changed),
+            "acl_users=default,lab_x (was default); maxclients=300 (was 10000)");
+  EXPECT_EQ(baseline.Drift(first), "");
 }
 
 // E-000 over a dead stack completes with every part unreachable, counted in `unreachable`.

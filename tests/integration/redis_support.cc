@@ -1,0 +1,93 @@
+#include "tests/integration/redis_support.h"
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+
+#include "runners/experiments/experiment_base.h"
+#include "tests/integration/api_harness.h"
+
+namespace lab::testing {
+
+double MetricOf(const RunOutcome& o, const std::string& mode, const std::string& metric) {
+  auto it = o.modes.find(mode);
+  if (it == o.modes.end()) return -1e9;
+  auto m = it->second.metrics.find(metric);
+  return m == it->second.metrics.end() ? -1e9 : m->second;
+}
+
+std::unique_ptr<runners::redis::Connection> Redis() {
+  auto config = TestStackConfig();
+  auto conn = runners::redis::Connection::Open(config.redis_host, config.redis_port,
+                                               std::chrono::milliseconds(3000));
+  EXPECT_TRUE(conn.ok()) << (conn ? "" : conn.error().message);
+  return conn ? std::move(*conn) : nullptr;
+}
+
+std::unique_ptr<runners::mysql::Connection> Mysql() {
+  auto conn = runners::mysql::Connection::Open(runners::MysqlSettingsFor(TestStackConfig()));
+  EXPECT_TRUE(conn.ok()) << (conn ? "" : conn.error().message);
+  return conn ? std::move(*conn) : nullptr;
+}
+
+std::map<std::string, std::string> RedisSettings() {
+  std::map<std::string, std::string> out;
+  auto rc = Redis();
+  if (!rc) return out;
+  for (const char* name : {"maxclients", "client-output-buffer-limit", "slowlog-log-slower-than",
+                           "slowlog-max-len", "latency-monitor-threshold"}) {
+    auto r = rc->Command({"CONFIG", "GET", name});
+    out[name] = r && r->elements.size() == 2 ? r->elements[1].str : "?";
+  }
+  auto users = rc->Command({"ACL", "USERS"});
+  for (const auto& u : users ? users->elements : std::vector<runners::redis::Reply>{})
+    out["acl_users"] += u.str + ",";
+  auto info = rc->Command({"INFO", "clients"});
+  const std::string field = "connected_clients:";
+  const auto at = info ? info->str.find(field) : std::string::npos;
+  out["other_clients"] = at == std::string::npos
+                             ? "?"
+                             : std::to_string(std::stoll(info->str.substr(at + field.size())) - 1);
+  return out;
+}
+
+RunOutcome RunRedisExperiment(const std::string& id,
+                              const std::map<std::string, domain::ParamValue>& params) {
+  RunOutcome o = RunThroughApi(id, params);
+  bool client_failure = false;
+  for (const auto& [mode, r] : o.modes) client_failure |= !r.client_library_failures.empty();
+  if (o.verdict.verdict != domain::Verdict::kInconclusive || !client_failure) return o;
+  std::cerr << "RETRY " << id
+            << ": inconclusive with client-library failures, run once more:" << Describe(o) << "\n";
+  return RunThroughApi(id, params);
+}
+
+void RemoveKept(const RunOutcome& o, const std::vector<std::string>& tables) {
+  auto db = Mysql();
+  auto rc = Redis();
+  for (const auto& a : o.artifacts) {
+    if (a.kind == runners::kArtifactRows && db) {
+      for (const auto& table : tables)
+        EXPECT_TRUE(db->Exec("DELETE FROM " + table + " WHERE run_ns = ?", {a.name}).ok());
+    } else if (a.kind == runners::kArtifactRedis && rc) {
+      std::string cursor = "0";
+      for (int i = 0; i < 100000; ++i) {
+        auto scan = rc->Command({"SCAN", cursor, "MATCH", a.name + "*", "COUNT", "1000"});
+        if (!scan || scan->elements.size() != 2) break;
+        cursor = scan->elements[0].str;
+        std::vector<std::string> del = {"DEL"};
+        for (const auto& k : scan->elements[1].elements) del.push_back(k.str);
+        if (del.size() > 1) (void)rc->Command(del);
+        if (cursor == "0") break;
+      }
+    }
+  }
+}
+
+bool PostflightClean(const RunOutcome& o) {
+  for (const auto& step : o.steps)
+    if (step.find("postflight:") != std::string::npos) return false;
+  return true;
+}
+
+}  // namespace lab::testing
