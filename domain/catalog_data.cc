@@ -409,8 +409,9 @@ std::vector<ExperimentSpec> Build() {
        "`down_ms`. failure: every client reconnects immediately and again on each failure. "
        "success: exponential backoff with full jitter (sleep random(0, min(cap, base x 2^n)))",
        "peak_attempts_per_s is the busiest second of connection attempts the clients made "
-       "(self_reported), cross-checked with peak_accepted_per_s from the restarted Redis's "
-       "total_connections_received (server_counter) and refused from its rejected_connections; "
+       "(self_reported), cross-checked with the restarted Redis's own count of connections it "
+       "accepted (accepted_after_restart, peak_accepted_per_s: total_connections_received, "
+       "server_counter) and refused from its rejected_connections; "
        "recovery_ms is from Redis answering again until every client was served; redis_down_ms "
        "proves the fault fired",
        {Failure("immediate reconnect, retry at once on failure"),
@@ -425,6 +426,7 @@ std::vector<ExperimentSpec> Build() {
        {Cmp("failure", "redis_down_ms", kGt, 0, kInc),
         Cmp("success", "redis_down_ms", kGt, 0, kInc),
         Ratio("failure", "peak_attempts_per_s", kGe, 3, "success", "peak_attempts_per_s"),
+        Ratio("failure", "accepted_after_restart", kGe, 3, "success", "accepted_after_restart"),
         Cmp("failure", "peak_accepted_per_s", kGt, 0, kInc), Cmp("success", "unserved", kEq, 0)},
        90});
 

@@ -117,13 +117,6 @@ PartHealth CheckMysql(const StackConfig& config, Ms timeout) {
   return h;
 }
 
-std::string InfoField(const std::string& info, const std::string& field) {
-  auto pos = info.find(field + ":");
-  if (pos == std::string::npos) return "";
-  auto end = info.find_first_of("\r\n", pos);
-  return info.substr(pos + field.size() + 1, end - pos - field.size() - 1);
-}
-
 // The settings experiments change (SetRedisConfig, CreateRedisAclUser): read for the drift check.
 constexpr const char* kWatchedRedisSettings[] = {"maxclients", "client-output-buffer-limit",
                                                  "slowlog-log-slower-than", "slowlog-max-len",
@@ -162,8 +155,8 @@ PartHealth CheckRedis(const StackConfig& config, Ms timeout, RedisBaseline* base
     h.detail = reply ? reply->str : reply.error().message;
     return h;
   }
-  h.version = "redis " + InfoField(reply->str, "redis_version");
-  h.detail = "mode=" + InfoField(reply->str, "redis_mode");
+  h.version = "redis " + redis::InfoValue(reply->str, "redis_version");
+  h.detail = "mode=" + redis::InfoValue(reply->str, "redis_mode");
   h.ok = true;
   if (baseline == nullptr) return h;
   auto settings = RedisSettings(**conn);
@@ -202,12 +195,12 @@ PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout, const std::s
       last = seed + ": " + info.str;
       continue;
     }
-    std::string state = InfoField(info.str, "cluster_state");
+    std::string state = redis::InfoValue(info.str, "cluster_state");
     h.ok = state == "ok";
-    h.version = "redis " + InfoField((*replies)[1].str, "redis_version");
+    h.version = "redis " + redis::InfoValue((*replies)[1].str, "redis_version");
     h.detail = "seed=" + seed + " cluster_state=" + state +
-               " known_nodes=" + InfoField(info.str, "cluster_known_nodes") +
-               " cluster_size=" + InfoField(info.str, "cluster_size");
+               " known_nodes=" + redis::InfoValue(info.str, "cluster_known_nodes") +
+               " cluster_size=" + redis::InfoValue(info.str, "cluster_size");
     return h;
   }
   h.detail = "no seed answered: " + last;

@@ -40,32 +40,6 @@ namespace {
 using namespace std::chrono_literals;
 constexpr int kProcesses = 4;
 
-// Connections in CLIENT LIST named `name`; -1 when the list could not be read.
-std::int64_t CountNamed(redis::Connection& conn, const std::string& name) {
-  auto list = conn.Command({"CLIENT", "LIST"});
-  if (!list || list->is_error()) return -1;
-  const std::string needle = " name=" + name + " ";
-  std::int64_t n = 0;
-  for (std::size_t at = list->str.find(needle); at != std::string::npos;
-       at = list->str.find(needle, at + 1))
-    ++n;
-  return n;
-}
-
-// "field:value" of an INFO section, or -1.
-std::int64_t InfoField(const std::string& info, const std::string& field) {
-  const auto at = info.find(field + ":");
-  if (at == std::string::npos) return -1;
-  return std::stoll(info.substr(at + field.size() + 1));
-}
-
-std::string InfoText(const std::string& info, const std::string& field) {
-  const auto at = info.find(field + ":");
-  if (at == std::string::npos) return "";
-  const auto from = at + field.size() + 1;
-  return info.substr(from, info.find_first_of("\r\n", from) - from);
-}
-
 struct ServerSample {
   std::int64_t unix_us = 0;
   std::int64_t accepted = 0;  // total_connections_received of the restarted Redis
@@ -123,11 +97,11 @@ class Sampler {
     }
     while (!stop.stop_requested()) {  // the restarted server's counters
       auto info = (*conn)->Command({"INFO"});
-      const std::int64_t named = CountNamed(**conn, name_);
+      const std::int64_t named = redis::CountClientsNamed(**conn, name_);
       if (info && !info->is_error() && named >= 0) {
-        if (run_id_after_.empty()) run_id_after_ = InfoText(info->str, "run_id");
-        ServerSample s{NowMicros(), InfoField(info->str, "total_connections_received"),
-                       InfoField(info->str, "rejected_connections"), named};
+        if (run_id_after_.empty()) run_id_after_ = redis::InfoValue(info->str, "run_id");
+        ServerSample s{NowMicros(), redis::InfoNumber(info->str, "total_connections_received", -1),
+                       redis::InfoNumber(info->str, "rejected_connections", -1), named};
         samples_.push_back(s);
         if (named >= clients_ && all_served_us_ == 0) all_served_us_ = s.unix_us;
       }
@@ -204,7 +178,7 @@ class ReconnectStorm final : public ExperimentBase {
       return Inconclusive(std::move(result), "redis: cannot read maxclients / INFO server");
     }
     const std::string original_maxclients = before->elements[1].str;
-    const std::string run_id_before = InfoText(server->str, "run_id");
+    const std::string run_id_before = redis::InfoValue(server->str, "run_id");
     if (auto s = SetRedisConfig(ctx, mode, result, "maxclients", std::to_string(maxclients)); !s)
       return Inconclusive(std::move(result), s.error().message);
 
@@ -221,7 +195,8 @@ class ReconnectStorm final : public ExperimentBase {
       procs.push_back(std::move(*child));
     }
     std::int64_t steady = 0;
-    WaitUntil([&] { return (steady = CountNamed(**conn, name)) >= clients; }, 30s, ctx.stop);
+    WaitUntil([&] { return (steady = redis::CountClientsNamed(**conn, name)) >= clients; }, 30s,
+              ctx.stop);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
     if (steady < clients) {
       return Inconclusive(std::move(result), "only " + std::to_string(steady) + " of " +

@@ -57,29 +57,6 @@ std::string SeqOf(const std::string& payload) {
   return payload.substr(4, payload.find(':', 4) - 4);
 }
 
-// "field:value" of an INFO reply, or -1.
-std::int64_t InfoNumber(const std::string& info, const std::string& field) {
-  const auto at = info.find(field);
-  if (at == std::string::npos) return -1;
-  try {
-    return std::stoll(info.substr(at + field.size()));
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
-// Connections in CLIENT LIST named `name`; -1 when the list could not be read.
-std::int64_t CountNamed(redis::Connection& conn, const std::string& name) {
-  auto list = conn.Command({"CLIENT", "LIST"});
-  if (!list || list->is_error()) return -1;
-  std::int64_t n = 0;
-  const std::string needle = " name=" + name + " ";
-  for (auto at = list->str.find(needle); at != std::string::npos;
-       at = list->str.find(needle, at + 1))
-    ++n;
-  return n;
-}
-
 // The slow subscriber, on its own thread and connection.
 class Subscriber {
  public:
@@ -197,7 +174,7 @@ class PubsubVsStreams final : public ExperimentBase {
     Subscriber sub(config_, channel, name, processed, size.messages);
     if (auto s = sub.Start(); !s) return Inconclusive(std::move(result), s.error().message);
     auto numsub = conn.Command({"PUBSUB", "NUMSUB", channel});
-    const std::int64_t listed_before = CountNamed(conn, name);
+    const std::int64_t listed_before = redis::CountClientsNamed(conn, name);
     if (!numsub || numsub->elements.size() != 2 || numsub->elements[1].integer != 1 ||
         listed_before != 1) {
       return Inconclusive(std::move(result), "the subscriber is not subscribed on the server");
@@ -226,7 +203,7 @@ class PubsubVsStreams final : public ExperimentBase {
     Progress(ctx, 40);
 
     const std::int64_t published_server = PublishCalls(conn) - publish_calls_before;
-    const std::int64_t listed_after = CountNamed(conn, name);
+    const std::int64_t listed_after = redis::CountClientsNamed(conn, name);
     auto card = conn.Command({"SCARD", processed});
     if (!card || card->is_error() || listed_after < 0 || publish_calls_before < 0)
       return Inconclusive(std::move(result), "the read-back (SCARD, CLIENT LIST, INFO) failed");
@@ -278,8 +255,10 @@ class PubsubVsStreams final : public ExperimentBase {
   static std::int64_t PublishCalls(redis::Connection& conn) {
     auto info = conn.Command({"INFO", "commandstats"});
     if (!info || info->is_error()) return -1;
-    const std::int64_t calls = InfoNumber(info->str, "cmdstat_publish:calls=");
-    return calls < 0 ? 0 : calls;  // absent until the server's first PUBLISH
+    // "cmdstat_publish:calls=N,usec=…", absent until the server's first PUBLISH.
+    const std::string stats = redis::InfoValue(info->str, "cmdstat_publish");
+    if (stats.rfind("calls=", 0) != 0) return 0;
+    return std::stoll(stats.substr(6));
   }
 
   domain::ModeResult Stream(const domain::RunContext& ctx, const std::string& mode,

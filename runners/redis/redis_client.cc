@@ -1,5 +1,6 @@
 #include "runners/redis/redis_client.h"
 
+#include <charconv>
 #include <thread>
 
 namespace lab::runners::redis {
@@ -90,6 +91,34 @@ Result<std::vector<Reply>> Connection::Pipeline(
     out.push_back(Copy(reply.get()));
   }
   return out;
+}
+
+std::string InfoValue(const std::string& info, const std::string& field) {
+  const std::string key = field + ":";
+  for (auto at = info.find(key); at != std::string::npos; at = info.find(key, at + 1)) {
+    if (at != 0 && info[at - 1] != '\n') continue;  // a longer field ending in this name
+    const auto from = at + key.size();
+    return info.substr(from, info.find_first_of("\r\n", from) - from);
+  }
+  return "";
+}
+
+std::int64_t InfoNumber(const std::string& info, const std::string& field, std::int64_t absent) {
+  const std::string value = InfoValue(info, field);
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  return value.empty() || ec != std::errc() ? absent : n;
+}
+
+std::int64_t CountClientsNamed(Connection& conn, const std::string& name) {
+  auto list = conn.Command({"CLIENT", "LIST"});
+  if (!list || list->is_error()) return -1;
+  const std::string needle = " name=" + name + " ";
+  std::int64_t n = 0;
+  for (auto at = list->str.find(needle); at != std::string::npos;
+       at = list->str.find(needle, at + 1))
+    ++n;
+  return n;
 }
 
 int KeySlot(const std::string& key) {

@@ -56,6 +56,13 @@ class Connection {
 // CRC16-XMODEM of the key (or its {hash tag}) modulo 16384.
 int KeySlot(const std::string& key);
 
+// The value of `field` in an INFO reply (its "field:value" line), or "" when there is none.
+std::string InfoValue(const std::string& info, const std::string& field);
+// InfoValue as a number, or `absent` when the field is missing or not a number.
+std::int64_t InfoNumber(const std::string& info, const std::string& field, std::int64_t absent);
+// Connections in CLIENT LIST named `name` (CLIENT SETNAME), or -1 when the list cannot be read.
+std::int64_t CountClientsNamed(Connection& conn, const std::string& name);
+
 class ClusterClient {
  public:
   static Result<std::unique_ptr<ClusterClient>> Open(const std::vector<std::string>& seeds,
