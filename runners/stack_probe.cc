@@ -165,7 +165,10 @@ PartHealth CheckRedis(const StackConfig& config, Ms timeout, RedisBaseline* base
     h.detail += "; settings not readable: " + settings.error().message;
   } else if (std::string drift = baseline->Drift(*settings); !drift.empty()) {
     h.ok = false;
-    h.detail += "; settings differ from the first check (not restored): " + drift;
+    h.detail +=
+        "; settings differ from the first check (not restored): " + drift +
+        " (CONFIG SET / ACL DELUSER them back, or restart Redis: ./lab stack redis stop, then "
+        "./lab stack redis start)";
   }
   return h;
 }
