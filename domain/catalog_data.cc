@@ -132,16 +132,21 @@ std::vector<ExperimentSpec> Build() {
        "producing directly after the DB commit loses events when the process dies; the "
        "outbox does not",
        "the command-service is killed (SIGKILL) after the commit and before delivery; in the "
-       "outbox mode the relay is killed at the same point and restarted",
+       "outbox mode the relay is killed at the same point and restarted. practice=off: the "
+       "success mode produces directly too",
        "committed counts rows in MySQL, read_back counts the events a fresh consumer reads "
-       "from the topic; lost = committed - read_back (distinct event ids)",
+       "from the topic; lost = committed - read_back (distinct event ids); crashed (and "
+       "relay_crashed with the outbox) is 1 when waitpid saw the process killed by SIGKILL at "
+       "its failpoint: the fault fired",
        {Failure("direct produce after commit, killed after commit before delivery"),
         Success("outbox row in the same transaction, relay killed at the same point")},
        {Events(500, 100000),
-        Int("kill_after", 200, 1, 100000, "events", "commit this many before the crash")},
+        Int("kill_after", 200, 1, 100000, "events", "commit this many before the crash"),
+        Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
+       {Cmp("failure", "crashed", kEq, 1, kInc), Cmp("success", "crashed", kEq, 1, kInc),
+        Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
         Cmp("success", "committed", kGt, 0, kInc)},
        120});
 
@@ -154,14 +159,20 @@ std::vector<ExperimentSpec> Build() {
        "real redelivery: the relay is killed after produce and before mark (so it publishes "
        "again) and the consumer is killed after apply and before the offset commit",
        "unique counts distinct event ids in the topic; applied counts side effects in MySQL; "
-       "duplicates = applied - unique",
+       "duplicates = applied - unique; relay_killed and consumer_killed are 1 when waitpid saw "
+       "each killed by SIGKILL at its failpoint (the redelivery really happened). practice=off: "
+       "the success mode's consumer runs without processed_event",
        {Failure("consumer without dedup"), Success("processed_event in the same transaction")},
-       {Events(500, 100000), Int("kill_consumer_after", 150, 1, 100000, "events",
-                                 "consumer dies after applying this many")},
+       {Events(500, 100000),
+        Int("kill_consumer_after", 150, 1, 100000, "events",
+            "consumer dies after applying this many"),
+        Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "duplicates", kGt, 0), Cmp("success", "duplicates", kEq, 0),
-        Cmp("success", "unique", kGt, 0, kInc)},
+       {Cmp("failure", "relay_killed", kEq, 1, kInc), Cmp("success", "relay_killed", kEq, 1, kInc),
+        Cmp("failure", "consumer_killed", kEq, 1, kInc),
+        Cmp("success", "consumer_killed", kEq, 1, kInc), Cmp("failure", "duplicates", kGt, 0),
+        Cmp("success", "duplicates", kEq, 0), Cmp("success", "unique", kGt, 0, kInc)},
        120});
 
   c.push_back({"E-004",
@@ -172,15 +183,19 @@ std::vector<ExperimentSpec> Build() {
                "a consumer commits offsets before applying a batch and is killed mid-batch; the "
                "other mode applies, records processed_event, then commits",
                "produced counts records in the topic; processed counts distinct events applied in "
-               "MySQL; lost = produced - processed",
+               "MySQL; lost = produced - processed; consumer_killed is 1 when waitpid saw the "
+               "first consumer killed by SIGKILL at its failpoint. practice=off: the success "
+               "mode commits before processing too",
                {Failure("commit offset, then process; killed mid-batch"),
                 Success("process, record processed_event, then commit")},
                {Events(500, 100000), Int("batch", 50, 1, 5000, "records", "records per poll batch"),
-                Int("kill_after", 120, 1, 100000, "events", "the consumer dies after this many")},
+                Int("kill_after", 120, 1, 100000, "events", "the consumer dies after this many"),
+                Practice()},
                {kPartKafka, kPartMysql},
                {},
-               {Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
-                Cmp("success", "produced", kGt, 0, kInc)},
+               {Cmp("failure", "consumer_killed", kEq, 1, kInc),
+                Cmp("success", "consumer_killed", kEq, 1, kInc), Cmp("failure", "lost", kGt, 0),
+                Cmp("success", "lost", kEq, 0), Cmp("success", "produced", kGt, 0, kInc)},
                120});
 
   c.push_back(
@@ -255,28 +270,30 @@ std::vector<ExperimentSpec> Build() {
         Ratio("success", "visible_committed_after", kEq, 1, "success", "expected_after")},
        90});
 
-  c.push_back({"E-008",
-               "Cache stampede and singleflight",
-               "core",
-               "a hot key expiring under load stampedes the database; singleflight + soft TTL "
-               "prevents it",
-               "C concurrent clients read one hot key through cache-aside; the key expires; naive "
-               "reads all go to MySQL, the defended ones coalesce (singleflight per instance, soft "
-               "TTL with early refresh, Redis lock across instances)",
-               "db_reads counts queries MySQL served per expiry; p50/p95/p99 are client latencies",
-               {Failure("naive cache-aside"), Success("singleflight + soft TTL + Redis lock")},
-               {Int("clients", 200, 1, 2000, "clients", "concurrent clients"),
-                Int("instances", 2, 1, 16, "instances", "query-service instances"),
-                Int("db_delay_ms", 50, 0, 5000, "ms", "time the DB query takes (SLEEP)"),
-                Int("expiries", 3, 1, 100, "expiries", "how many times the hot key expires")},
-               {kPartMysql, kPartRedis},
-               {},
-               // 0 >= 10 x 0 holds: a naive mode whose loads all failed shows no stampede, and
-               // a defended mode whose clients failed read less for the wrong reason.
-               {Cmp("failure", "db_reads", kGt, 0, kInc), Cmp("success", "errors", kEq, 0, kInc),
-                Ratio("failure", "db_reads", kGe, 10, "success", "db_reads"),
-                Ratio("success", "db_reads_per_expiry", kLe, 1, "success", "instances")},
-               120});
+  c.push_back(
+      {"E-008",
+       "Cache stampede and singleflight",
+       "core",
+       "a hot key expiring under load stampedes the database; singleflight + soft TTL "
+       "prevents it",
+       "C concurrent clients read one hot key through cache-aside; the key expires; naive "
+       "reads all go to MySQL, the defended ones coalesce (singleflight per instance, soft "
+       "TTL with early refresh, Redis lock across instances). practice=off: the success "
+       "mode is naive cache-aside too",
+       "db_reads counts queries MySQL served per expiry; p50/p95/p99 are client latencies",
+       {Failure("naive cache-aside"), Success("singleflight + soft TTL + Redis lock")},
+       {Int("clients", 200, 1, 2000, "clients", "concurrent clients"),
+        Int("instances", 2, 1, 16, "instances", "query-service instances"),
+        Int("db_delay_ms", 50, 0, 5000, "ms", "time the DB query takes (SLEEP)"),
+        Int("expiries", 3, 1, 100, "expiries", "how many times the hot key expires"), Practice()},
+       {kPartMysql, kPartRedis},
+       {},
+       // 0 >= 10 x 0 holds: a naive mode whose loads all failed shows no stampede, and
+       // a defended mode whose clients failed read less for the wrong reason.
+       {Cmp("failure", "db_reads", kGt, 0, kInc), Cmp("success", "errors", kEq, 0, kInc),
+        Ratio("failure", "db_reads", kGe, 10, "success", "db_reads"),
+        Ratio("success", "db_reads_per_expiry", kLe, 1, "success", "instances")},
+       120});
 
   c.push_back(
       {"E-009",

@@ -4,6 +4,7 @@
 //   failure: command-service --mode direct, killed after-commit-before-produce.
 //   success: command-service --mode outbox killed at the same point, then outbox-relay killed
 //            after-produce-before-flush (records still in its buffer) and restarted.
+//            practice=off: the success mode produces directly, as the failure mode does.
 // Evidence: committed = orders rows in MySQL; read_back = distinct event ids a fresh consumer
 // reads from the topic; lost = committed event ids absent from the topic.
 #include <set>
@@ -44,7 +45,7 @@ class ProduceAfterCommit final : public ExperimentBase {
     if (auto s = CreateTopic(ctx, mode, result, topic, 3); !s) {
       return Inconclusive(std::move(result), "kafka: " + s.error().message);
     }
-    const bool direct = mode == "failure";
+    const bool direct = mode == "failure" || domain::GetString(ctx.params, "practice") == "off";
     const std::vector<std::string> common = {"--ns", ns,       "--topic",
                                              topic,  "--mode", direct ? "direct" : "outbox"};
 
@@ -66,12 +67,15 @@ class ProduceAfterCommit final : public ExperimentBase {
                                std::to_string(after_crash + 1)});
       RunRole(ctx, mode, result, "command-service", args, "command-service#2", RoleWait(events));
     }
+    bool relay_crashed = false;
     if (!direct && !ctx.stop.stop_requested()) {
       // 3. The relay dies with records in its producer buffer, and is restarted.
-      RunRole(ctx, mode, result, "outbox-relay",
-              {"--ns", ns, "--topic", topic, "--batch", "100", "--failpoint",
-               "after-produce-before-flush", "--failpoint-after", std::to_string(kill_after)},
-              "outbox-relay#1", RoleWait(events));
+      relay_crashed =
+          RunRole(ctx, mode, result, "outbox-relay",
+                  {"--ns", ns, "--topic", topic, "--batch", "100", "--failpoint",
+                   "after-produce-before-flush", "--failpoint-after", std::to_string(kill_after)},
+                  "outbox-relay#1", RoleWait(events))
+              .KilledByFailpoint();
       RunRole(ctx, mode, result, "outbox-relay",
               {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2",
               RoleWait(events));
@@ -97,6 +101,7 @@ class ProduceAfterCommit final : public ExperimentBase {
     result.metrics["topic_records"] = static_cast<double>(read.messages.size());
     result.metrics["topic_duplicates"] = static_cast<double>(topic_duplicates);
     result.metrics["crashed"] = first.KilledByFailpoint() ? 1 : 0;
+    if (!direct) result.metrics["relay_crashed"] = relay_crashed ? 1 : 0;
     nlohmann::json details = {{"run_ns", ns},
                               {"topic", topic},
                               {"committed_before_crash", after_crash},

@@ -41,10 +41,10 @@ class ConsumeWithoutDedup final : public ExperimentBase {
             {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2",
             RoleWait(events));
     Progress(ctx, mode == "failure" ? 20 : 70);
-    const std::vector<std::string> consumer = {
-        "--ns",    ns,    "--topic", topic,
-        "--group", group, "--dedup", mode == "failure" ? "0" : "1",
-        "--batch", "50"};
+    const bool dedup = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
+    const std::vector<std::string> consumer = {"--ns",    ns,    "--topic", topic,
+                                               "--group", group, "--dedup", dedup ? "1" : "0",
+                                               "--batch", "50"};
     auto args = consumer;
     args.insert(args.end(), {"--failpoint", "after-apply-before-commit-offset", "--failpoint-after",
                              std::to_string(kill_consumer_after), "--idle-exit-ms", "3000"});
@@ -71,6 +71,8 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     result.metrics["applied"] = static_cast<double>(applied);
     result.metrics["applied_distinct"] = static_cast<double>(applied_distinct);
     result.metrics["duplicates"] = static_cast<double>(applied - unique);
+    result.metrics["relay_killed"] = relay1.KilledByFailpoint() ? 1 : 0;
+    result.metrics["consumer_killed"] = consumer1.KilledByFailpoint() ? 1 : 0;
     result.details_json = nlohmann::json({{"run_ns", ns},
                                           {"topic", topic},
                                           {"relay_first_process", relay1.status.Describe()},

@@ -59,7 +59,8 @@ class CommitBeforeProcess final : public ExperimentBase {
         Step(ctx, mode + ": " + std::to_string(n) + " deliveries failed: " + name);
     }
     Progress(ctx, mode == "failure" ? 10 : 60);
-    const bool commit_first = mode == "failure";
+    const bool commit_first =
+        mode == "failure" || domain::GetString(ctx.params, "practice") == "off";
     const std::vector<std::string> consumer = {
         "--ns",     ns,
         "--topic",  topic,
@@ -93,6 +94,7 @@ class CommitBeforeProcess final : public ExperimentBase {
     result.metrics["processed"] = static_cast<double>(processed);
     result.metrics["lost"] = static_cast<double>(produced - processed);
     result.metrics["duplicates"] = static_cast<double>(applications - processed);
+    result.metrics["consumer_killed"] = first.KilledByFailpoint() ? 1 : 0;
     result.details_json =
         nlohmann::json(
             {{"run_ns", ns}, {"topic", topic}, {"first_consumer", first.status.Describe()}})

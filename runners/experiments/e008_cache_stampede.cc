@@ -111,7 +111,7 @@ class CacheStampede final : public ExperimentBase {
     }
     auto warm = redis::Connection::Open(config_.redis_host, config_.redis_port, 2s);
     if (!warm) return Inconclusive(std::move(result), "redis: " + warm.error().message);
-    const bool naive = mode == "failure";
+    const bool naive = mode == "failure" || domain::GetString(ctx.params, "practice") == "off";
     // Warm the cache without a logged load: the run measures expiries, not the cold start.
     const std::string value = "hot|4200|1";
     if (naive) {

@@ -147,16 +147,32 @@ RunOutcome ToOutcome(const ApiRun& run) {
   return out;
 }
 
-RunOutcome RunThroughApi(const std::string& id,
-                         const std::map<std::string, domain::ParamValue>& params,
-                         std::vector<std::string> modes) {
-  std::string run_id = QueueRun(id, params, modes);
+namespace {
+
+RunOutcome QueueAndWait(const std::string& id,
+                        const std::map<std::string, domain::ParamValue>& params,
+                        const std::vector<std::string>& modes, const Json& extra) {
+  std::string run_id = QueueRun(id, params, modes, extra);
   if (run_id.empty()) return {};
   const auto* spec = domain::FindExperiment(id);
   auto timeout = std::chrono::seconds(spec ? spec->default_timeout_seconds + 60 : 300);
   ApiRun run = WaitRun(run_id, timeout);
   EXPECT_EQ(run.state, "completed") << "run " << run_id << ": " << run.view.dump(2);
   return ToOutcome(run);
+}
+
+}  // namespace
+
+RunOutcome RunThroughApi(const std::string& id,
+                         const std::map<std::string, domain::ParamValue>& params,
+                         std::vector<std::string> modes) {
+  return QueueAndWait(id, params, modes, Json::object());
+}
+
+RunOutcome RunKeptThroughApi(const std::string& id,
+                             const std::map<std::string, domain::ParamValue>& params,
+                             std::vector<std::string> modes) {
+  return QueueAndWait(id, params, modes, Json{{"keep_artifacts", true}});
 }
 
 }  // namespace lab::testing

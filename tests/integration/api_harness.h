@@ -61,4 +61,10 @@ RunOutcome RunThroughApi(const std::string& id,
                          const std::map<std::string, domain::ParamValue>& params,
                          std::vector<std::string> modes = {});
 
+// As RunThroughApi with keep_artifacts: the run's topics, rows and keys stay for a test to
+// recount; CleanupKept removes them afterwards.
+RunOutcome RunKeptThroughApi(const std::string& id,
+                             const std::map<std::string, domain::ParamValue>& params,
+                             std::vector<std::string> modes = {});
+
 }  // namespace lab::testing

@@ -112,6 +112,18 @@ RunOutcome RunExperiment(const std::string& id,
   return outcome;
 }
 
+void CleanupKept(const std::string& id, const RunOutcome& outcome) {
+  auto runners = runners::MakeRunners(TestStackConfig());
+  for (auto& r : runners) {
+    if (r->ExperimentId() != id) continue;
+    RecordingReporter reporter;
+    domain::RunContext ctx;
+    ctx.run_id = "cleanup";
+    ctx.reporter = &reporter;
+    r->Cleanup(ctx, outcome.artifacts);
+  }
+}
+
 std::string Describe(const RunOutcome& outcome) {
   std::ostringstream out;
   out << "verdict=" << domain::ToString(outcome.verdict.verdict) << " (" << outcome.verdict.reason

@@ -53,5 +53,8 @@ RunOutcome RunExperiment(const std::string& id,
                          std::function<void(std::string_view)> on_step = {});
 
 std::string Describe(const RunOutcome& outcome);
+// The experiment's own cleanup over the artifacts a keep_artifacts run left (topics, groups,
+// rows, keys, Redis settings), once a test has recounted them.
+void CleanupKept(const std::string& id, const RunOutcome& outcome);
 
 }  // namespace lab::testing

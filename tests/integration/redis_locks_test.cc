@@ -11,8 +11,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-const std::vector<std::string> kLockTables = {"lock_interval", "fenced_write", "fenced_resource"};
-
 // Each scenario overlaps; the fault guards fired; every foreign unlock the runner saw in Redis
 // was one a holder reported (the runner checks at exits only, so it sees no more).
 TEST(Integration, E039ALockFailures) {
@@ -62,12 +60,7 @@ Writes RecountWrites(runners::mysql::Connection& db, const std::string& run_ns) 
 // Without fencing stale writes land; with it the store refuses every one, and compare-and-delete
 // keeps other holders' locks. The counts match the rows left by the run.
 TEST(Integration, E039BFencingTokens) {
-  const std::string id = QueueRun("E-039B", {}, {}, Json{{"keep_artifacts", true}});
-  ASSERT_FALSE(id.empty());
-  const auto* spec = domain::FindExperiment("E-039B");
-  ApiRun run = WaitRun(id, std::chrono::seconds(spec->default_timeout_seconds + 60));
-  EXPECT_EQ(run.state, "completed") << run.view.dump(2);
-  RunOutcome o = ToOutcome(run);
+  RunOutcome o = RunKeptThroughApi("E-039B", {});
   std::map<std::string, Writes> recount;
   if (auto db = Mysql()) {
     for (const char* mode : {"failure", "success"}) {
@@ -75,7 +68,7 @@ TEST(Integration, E039BFencingTokens) {
       if (details.is_object()) recount[mode] = RecountWrites(*db, details.value("run_ns", ""));
     }
   }
-  RemoveKept(o, kLockTables);
+  CleanupKept("E-039B", o);
 
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   ASSERT_EQ(recount.size(), 2u) << Describe(o);

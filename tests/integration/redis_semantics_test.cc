@@ -57,12 +57,7 @@ Recount RecountPhase(runners::mysql::Connection& db, runners::redis::Connection&
 // not. The kept rows and keys are recounted here: the runner's mismatches and present keys are
 // what the stack holds, and the writers' own commit count is what SUM(version - 1) says.
 TEST(Integration, E013LuaCacheDivergence) {
-  const std::string id = QueueRun("E-013", {}, {}, Json{{"keep_artifacts", true}});
-  ASSERT_FALSE(id.empty());
-  const auto* spec = domain::FindExperiment("E-013");
-  ApiRun run = WaitRun(id, std::chrono::seconds(spec->default_timeout_seconds + 60));
-  EXPECT_EQ(run.state, "completed") << run.view.dump(2);
-  RunOutcome o = ToOutcome(run);
+  RunOutcome o = RunKeptThroughApi("E-013", {});
   std::vector<std::pair<std::string, Recount>> recounts;  // (mode, recount)
   {
     auto db = Mysql();
@@ -75,7 +70,7 @@ TEST(Integration, E013LuaCacheDivergence) {
       }
     }
   }
-  RemoveKept(o, {"cache_truth"});
+  CleanupKept("E-013", o);
 
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   ASSERT_EQ(recounts.size(), 3u) << Describe(o);

@@ -62,28 +62,6 @@ RunOutcome RunRedisExperiment(const std::string& id,
   return RunThroughApi(id, params);
 }
 
-void RemoveKept(const RunOutcome& o, const std::vector<std::string>& tables) {
-  auto db = Mysql();
-  auto rc = Redis();
-  for (const auto& a : o.artifacts) {
-    if (a.kind == runners::kArtifactRows && db) {
-      for (const auto& table : tables)
-        EXPECT_TRUE(db->Exec("DELETE FROM " + table + " WHERE run_ns = ?", {a.name}).ok());
-    } else if (a.kind == runners::kArtifactRedis && rc) {
-      std::string cursor = "0";
-      for (int i = 0; i < 100000; ++i) {
-        auto scan = rc->Command({"SCAN", cursor, "MATCH", a.name + "*", "COUNT", "1000"});
-        if (!scan || scan->elements.size() != 2) break;
-        cursor = scan->elements[0].str;
-        std::vector<std::string> del = {"DEL"};
-        for (const auto& k : scan->elements[1].elements) del.push_back(k.str);
-        if (del.size() > 1) (void)rc->Command(del);
-        if (cursor == "0") break;
-      }
-    }
-  }
-}
-
 bool PostflightClean(const RunOutcome& o) {
   for (const auto& step : o.steps)
     if (step.find("postflight:") != std::string::npos) return false;

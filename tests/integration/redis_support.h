@@ -32,9 +32,6 @@ std::map<std::string, std::string> RedisSettings();
 RunOutcome RunRedisExperiment(const std::string& id,
                               const std::map<std::string, domain::ParamValue>& params);
 
-// Removes what a keep_artifacts run left: its rows in `tables` (by run_ns) and its keys.
-void RemoveKept(const RunOutcome& o, const std::vector<std::string>& tables);
-
 // The run's step log has no postflight complaint (the stack, Redis settings included, is as
 // before).
 bool PostflightClean(const RunOutcome& o);
