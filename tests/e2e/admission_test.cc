@@ -18,14 +18,13 @@ TEST_F(AdmissionE2E, QueueFullIs503WithRetryAfter) {
   WaitState(http, busy, {"running"});
   Queue(http, FastRunBody());
   Queue(http, FastRunBody());
-  auto started = Clock::now();
   auto full = http.PostJson("/experiments/E-000/runs", FastRunBody());
-  auto took = Clock::now() - started;
   EXPECT_EQ(full.status, 503) << full.body;
   EXPECT_TRUE(IsProblem(full));
   EXPECT_FALSE(full.Header("retry-after").empty());
   EXPECT_GT(std::atoi(full.Header("retry-after").c_str()), 0);
-  EXPECT_LT(took, 1s) << "an overloaded server must say no quickly";
+  // It said no at once, not after making room: the run that fills the worker still runs.
+  EXPECT_EQ(GetRun(http, busy).value("state", ""), "running") << "the 503 waited for the queue";
   EXPECT_EQ(CountRuns(http), 3) << "the refused run was stored";
   EXPECT_NE(MetricsText(http).find(R"(lab_admission_rejections_total{reason="queue_full"} 1)"),
             std::string::npos);
@@ -213,25 +212,23 @@ TEST_F(AdmissionE2E, CancelQueuedAndRunning) {
 
 // Per-run timeout: a run that overruns timeout_seconds ends failed + inconclusive, saying so.
 // MySQL and Redis are a silent listener here, so E-000's probe would block for the whole
-// timeout_ms (7 s); it must honour its stop token mid-probe and end close to the 5 s deadline.
+// timeout_ms (10 s); it must honour its stop token mid-probe and end at the 5 s deadline, well
+// before the probe would have returned by itself. The duration is the server's own record.
 TEST_F(AdmissionE2E, PerRunTimeout) {
   auto server = StartStalled();
   ASSERT_NE(server, nullptr);
   auto http = server->client();
-  Json body = BlockedRunBody(7000);
+  Json body = BlockedRunBody(10000);
   body["timeout_seconds"] = 5;
-  auto started = Clock::now();
   std::string id = Queue(http, body);
-  auto end = WaitTerminal(http, id, 25s);
-  auto took = Clock::now() - started;
+  auto end = WaitTerminal(http, id, 30s);
   EXPECT_EQ(end["state"], "failed") << end.dump();
   EXPECT_EQ(end["verdict"], "inconclusive");
   EXPECT_NE(end.value("verdict_reason", "").find("timed out"), std::string::npos) << end.dump();
-  EXPECT_GE(took, 4500ms);
-  // The stop token asks the run to stop at the deadline; the run must end close to it.
-  EXPECT_LT(took, 6500ms) << "the run ended "
-                          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                          << " ms after it started: the runner ignored its stop token";
+  const double took = end.value("duration_seconds", 0.0);
+  EXPECT_GE(took, 4.5) << end.dump();
+  EXPECT_LT(took, 8.5) << "the run lasted " << took
+                       << " s: the runner waited for its probe instead of its stop token";
 }
 
 // Halt: needs a reason; cancels running runs; new runs 503 until DELETE /halt; survives restart.

@@ -65,9 +65,7 @@ TEST_F(LimitsE2E, HalfRequestIsClosedAfterReadTimeout) {
   auto started = Clock::now();
   EXPECT_EQ(server_->client().Get("/healthz").status, 200);
   EXPECT_TRUE(slow.ReadUntilClosed(5s)) << "the half request held its connection for 5 s";
-  auto took = Clock::now() - started;
-  EXPECT_GE(took, 700ms);
-  EXPECT_LT(took, 4s);
+  EXPECT_GE(Clock::now() - started, 700ms) << "closed before its read timeout";
   EXPECT_TRUE(silent.ReadUntilClosed(3s));
   auto http = server_->client();
   EXPECT_EQ(CountRuns(http), 0);

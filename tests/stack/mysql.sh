@@ -32,7 +32,11 @@ ok "lab creates tables in $db and per-run schemas lab*"
 # Lock wait timeout: a second transaction waiting on a held row lock fails with 1205.
 ( q "BEGIN; SELECT v FROM $t WHERE id=1 FOR UPDATE; DO SLEEP(4); COMMIT" >/dev/null ) &
 holder=$!
-sleep 1
+# The lock is held once the holder's session runs its SLEEP (its own thread in PROCESSLIST).
+for _ in $(seq 50); do
+  [ "$(q "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DO SLEEP(4)%'")" = 1 ] && break
+  sleep 0.1
+done
 err="$(q "SET SESSION innodb_lock_wait_timeout=1; UPDATE $t SET v=9 WHERE id=1" 2>&1 || true)"
 wait "$holder"
 grep -q 'ERROR 1205' <<<"$err" || fail "expected ERROR 1205 lock wait timeout, got: $err"
