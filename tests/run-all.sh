@@ -17,20 +17,29 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
+NO_STACK_SKIPS=0
 if [ ${#STAGES[@]} -eq 0 ]; then
   STAGES=(format unit e2e asan tsan stack integration browser)
-  [ "${LAB_TEST_NO_STACK:-0}" = 1 ] && STAGES=(format unit e2e asan tsan browser)
+  if [ "${LAB_TEST_NO_STACK:-0}" = 1 ]; then
+    STAGES=(format unit e2e asan tsan browser)
+    NO_STACK_SKIPS=1
+  fi
 fi
 PASSED=0
 FAILED=0
 SUMMARY=()
+STAGE_T0=$SECONDS
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each stage starts with a header (and the time since the start); the summary gives each stage's
+# own time, so a slow stage is named, not guessed.
+say() { STAGE_T0=$SECONDS; printf '\n\033[1m== %s\033[0m  (at %dm%02ds)\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 record() {  # stage passed failed
   PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
-  SUMMARY+=("$(printf '%-12s %4d passed, %4d failed' "$1" "$2" "$3")")
+  SUMMARY+=("$(printf '%-12s %4d passed, %4d failed  %5ds' "$1" "$2" "$3" $((SECONDS - STAGE_T0)))")
 }
+timed() { SUMMARY+=("$(printf '%-12s %-26s  %5ds' "$1" "$2" $((SECONDS - STAGE_T0)))"); }
+skipped() { SUMMARY+=("$(printf '%-12s skipped: %s' "$1" "$2")"); }
 
 # Runs ctest in a build dir with a label and records its counts (a ctest that cannot run
 # counts as one failure, never as zero tests).
@@ -58,11 +67,13 @@ build() {  # dir type [cmake args]
 
 say "dependencies"
 "$ROOT/lab" deps || { echo "could not install the build dependencies"; echo "0 passed, 1 failed"; exit 1; }
+timed dependencies "installed"
 
 say "build (build/)"
 if ! build "$ROOT/build" RelWithDebInfo; then
   echo "the build failed"; echo "0 passed, 1 failed"; exit 1
 fi
+timed build "built"
 
 if want format; then
   say "format (clang-format --dry-run --Werror)"
@@ -109,6 +120,7 @@ if want stack || want integration; then
   "$ROOT/infra/stack.sh" status >/dev/null 2>&1 && STACK_WAS_UP=1
   if [ -x "$ROOT/infra/stack.sh" ] && "$ROOT/infra/stack.sh" up; then
     STACK_UP=1
+    timed stack-up "up"
   else
     echo "the stack did not come up (see .lab/stack/*/ logs)"
     record stack-up 0 1
@@ -120,7 +132,14 @@ if want integration && [ $STACK_UP = 1 ]; then
   run_ctest integration "$ROOT/build" integration
 fi
 
-if want browser && [ -x "$ROOT/tests/browser/run.sh" ]; then
+if [ $NO_STACK_SKIPS = 1 ]; then
+  skipped stack "LAB_TEST_NO_STACK=1"
+  skipped integration "LAB_TEST_NO_STACK=1"
+fi
+if want browser && [ ! -f "$ROOT/tests/browser/run.sh" ]; then
+  say "browser tests"
+  echo "tests/browser/run.sh is missing"; record browser 0 1
+elif want browser; then
   say "browser tests"
   DATA=$(mktemp -d)
   "$ROOT/build/reliability-lab" --listen 127.0.0.1:0 --port-file "$DATA/port" --data-dir "$DATA" \
@@ -129,7 +148,7 @@ if want browser && [ -x "$ROOT/tests/browser/run.sh" ]; then
   for _ in $(seq 100); do [ -s "$DATA/port" ] && break; sleep 0.1; done
   if [ -s "$DATA/port" ]; then
     log=$(mktemp)
-    "$ROOT/tests/browser/run.sh" "http://127.0.0.1:$(cat "$DATA/port")" 2>&1 | tee "$log"
+    bash "$ROOT/tests/browser/run.sh" "http://127.0.0.1:$(cat "$DATA/port")" 2>&1 | tee "$log"
     line=$(grep -E '^browser: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
     if [ -n "$line" ]; then
       record browser "$(sed -E 's/browser: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
@@ -151,5 +170,6 @@ fi
 
 say "summary"
 printf '%s\n' "${SUMMARY[@]}"
+echo "total time: $((SECONDS / 60))m$((SECONDS % 60))s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
