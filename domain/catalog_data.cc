@@ -101,7 +101,7 @@ std::vector<ExperimentSpec> Build() {
        "publishes with an idempotent producer; the consumer applies the projection and "
        "processed_event in one transaction and updates the cache version-guarded (VERSIONED, "
        "the default) or deletes the key (DEL); query-service reads through the cache while "
-       "this runs",
+       "this runs. practice=off: the consumers do not invalidate the cache at all",
        "commands counts outbox rows and must equal commands_committed, the command-services' "
        "own count; applied must equal commands; mismatches compares each projection row with its "
        "order; "
@@ -114,7 +114,7 @@ std::vector<ExperimentSpec> Build() {
         Enum("invalidation", "versioned", {"versioned", "del"},
              "how the consumer invalidates the cache"),
         Int("rate", 1000, 10, 50000, "events/s", "offered load of the command-service"),
-        Int("partitions", 3, 1, 24, "partitions", "partitions of the event topic")},
+        Int("partitions", 3, 1, 24, "partitions", "partitions of the event topic"), Practice()},
        {kPartKafka, kPartMysql, kPartRedis},
        {},
        {Cmp("success", "commands", kGt, 0, kInc),

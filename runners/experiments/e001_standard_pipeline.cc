@@ -85,7 +85,10 @@ class StandardPipeline final : public ExperimentBase {
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
     const std::int64_t events = domain::GetInt(ctx.params, "events");
-    const std::string invalidation = domain::GetString(ctx.params, "invalidation");
+    // practice=off: the consumers leave the cache alone (no invalidation at all).
+    const std::string invalidation = domain::GetString(ctx.params, "practice") == "off"
+                                         ? "none"
+                                         : domain::GetString(ctx.params, "invalidation");
     const std::int64_t rate = domain::GetInt(ctx.params, "rate");
     const auto partitions = static_cast<int>(domain::GetInt(ctx.params, "partitions"));
     const std::int64_t orders = std::max<std::int64_t>(1, events / 2);

@@ -349,6 +349,15 @@ TEST(Integration, E001StandardPipeline) {
   }
 }
 
+// practice=off: the consumers never invalidate, so orders read before their update stay cached
+// with the old version after the pipeline converged.
+TEST(Integration, E001WithoutInvalidation) {
+  auto o = RunThroughApi("E-001", {{"practice", std::string("off")}});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
+  EXPECT_GT(MetricOf(o, "success", "stale_reads"), 0) << Describe(o);
+  EXPECT_EQ(MetricOf(o, "success", "duplicates"), 0) << Describe(o);
+}
+
 // E-008: the naive mode's DB reads are counted in MySQL and dwarf the defended mode's.
 TEST(Integration, E008CacheStampede) {
   auto o = RunThroughApi("E-008", {});
