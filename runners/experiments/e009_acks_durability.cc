@@ -21,6 +21,8 @@
 //            default idempotent producer records what an application sees instead; F resumed
 //            until it is back in the ISR; L killed; F elected (clean); read back from F; L
 //            restarted.
+//   practice=off: the success mode runs the failure mode's configuration and scenario (on the
+//            success mode's brokers).
 // Evidence: acknowledged = records with a successful delivery report; read_back = acknowledged
 // records a fresh consumer reads back from the partition's leader after the election;
 // lost_acked = acknowledged - read_back; rejected_isr = delivery reports NOT_ENOUGH_REPLICAS or
@@ -132,7 +134,8 @@ class AcksDurability final : public ExperimentBase {
       // One partition on a leader and follower chosen among the brokers Prepare found. The
       // failure mode trusts acks=1 and lets an out-of-sync replica become leader; the success
       // mode needs two in sync and refuses unclean elections.
-      const bool failure = mode == "failure";
+      // practice=off: the success mode runs the failure's configuration and scenario.
+      const bool failure = mode == "failure" || domain::GetString(ctx.params, "practice") == "off";
       const std::string topic = Topic(ctx, mode, "payments");
       Roles roles;
       why = Prepare(ctx, details);

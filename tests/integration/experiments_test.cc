@@ -399,6 +399,14 @@ TEST(Integration, E009AcksDurability) {
   EXPECT_GT(MetricOf(o, "success", "rejected_isr"), 0) << Describe(o);
 }
 
+// practice=off: the success mode trusts acks=1 and an unclean election as well, and loses
+// acknowledged records where the practice refuses writes.
+TEST(Integration, E009WithoutMinIsr) {
+  auto o = RunThroughApi("E-009", {{"practice", std::string("off")}}, {"success"});
+  EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
+  EXPECT_GT(MetricOf(o, "success", "lost_acked"), 0) << Describe(o);
+}
+
 // E-009 stopped while a fault is active (the follower just paused): it returns inconclusive,
 // says which faults it undid, and leaves all 3 brokers registered and every partition of the
 // cluster fully replicated. The stop is requested from the run's own step log, on the runner's
