@@ -19,11 +19,38 @@ constexpr int kMaxListLimit = 200;
 constexpr int kDefaultListLimit = 50;
 constexpr std::size_t kRunCacheEntries = 4096;
 
+// Text that reached a body from a request (a path, a parameter) may hold bytes that are not
+// UTF-8; they are sent as U+FFFD instead of failing the whole answer.
+std::string Dump(const Json& body) {
+  return body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 HttpResponse JsonResponse(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  r.body = Dump(body);
   return r;
+}
+
+// What an unauthenticated request asked for, as the audit keeps it: bytes outside printable
+// ASCII percent-encoded (the audit is JSON, always valid UTF-8) and at most kAuditTargetMax
+// characters, so a stranger cannot grow the audit by sending long paths.
+constexpr std::size_t kAuditTargetMax = 256;
+std::string AuditTarget(const std::string& method, const std::string& path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = method.substr(0, 16) + " ";
+  for (unsigned char ch : path) {
+    if (out.size() >= kAuditTargetMax) {
+      out += "...(" + std::to_string(path.size()) + " bytes)";
+      break;
+    }
+    if (ch > 0x20 && ch < 0x7F) {
+      out += static_cast<char>(ch);
+    } else {
+      out += {'%', kHex[ch >> 4], kHex[ch & 15]};
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> Split(const std::string& path) {
@@ -99,7 +126,7 @@ std::string Sse(const std::string& event, const Json& data,
                 std::optional<std::int64_t> id = std::nullopt) {
   std::string out;
   if (id) out += "id: " + std::to_string(*id) + "\n";
-  out += "event: " + event + "\ndata: " + data.dump() + "\n\n";
+  out += "event: " + event + "\ndata: " + Dump(data) + "\n\n";
   return out;
 }
 
@@ -325,7 +352,7 @@ Api::Authorised Api::Authorise(const HttpRequest& req, Role needed) {
   Authorised result;
   auto header = req.Header("authorization");
   auto audit_failure = [&](const std::string& action, const std::string& why) {
-    (void)store_.AppendAudit(action, req.method + " " + req.path, "",
+    (void)store_.AppendAudit(action, AuditTarget(req.method, req.path), "",
                              Json{{"reason", why}, {"remote", req.remote_ip}}.dump(),
                              Actor{"anonymous", req.request_id});
   };
@@ -353,7 +380,7 @@ Api::Authorised Api::Authorise(const HttpRequest& req, Role needed) {
   }
   if (static_cast<int>(result.principal.role) < static_cast<int>(needed)) {
     (void)store_.AppendAudit(
-        "auth.forbidden", req.method + " " + req.path, "",
+        "auth.forbidden", AuditTarget(req.method, req.path), "",
         Json{{"role", ToString(result.principal.role)}, {"needed", ToString(needed)}}.dump(),
         Actor{result.principal.name, req.request_id});
     result.refusal = Problem(403, "Forbidden",
@@ -753,7 +780,7 @@ HttpResponse Api::GetRun(const std::string& id) {
       view["artifacts"] = ArtifactsByMode(*artifacts);
     }
   }
-  r.body = view.dump();
+  r.body = Dump(view);
   if (domain::IsTerminal((*run)->state)) {
     auto body = r.Share();
     std::lock_guard lock(cache_mu_);

@@ -52,7 +52,8 @@ HttpResponse Problem(int status, const std::string& title, const std::string& de
   HttpResponse r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = body.dump();
+  // The detail may quote a request's path, which need not be UTF-8.
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

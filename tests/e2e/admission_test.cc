@@ -118,6 +118,22 @@ TEST_F(AdmissionE2E, TokensAndRoles) {
   EXPECT_TRUE(http.Get("/audit/verify", viewer).json().value("ok", false));
   // The secret itself never appears in the audit.
   EXPECT_EQ(http.Get("/audit?limit=200", viewer).body.find("secret"), std::string::npos);
+
+  // A stranger's non-UTF-8 or very long path is audited encoded and cut, and the audit stays
+  // readable: one such request used to break every /audit page for good.
+  EXPECT_EQ(http.Get("/runs/%ff").status, 401);
+  EXPECT_EQ(http.Get("/runs/" + std::string(5000, 'a')).status, 401);
+  auto after = http.Get("/audit?action=auth.failed&limit=200", viewer);
+  ASSERT_EQ(after.status, 200) << after.body;
+  const auto entries = after.json();
+  std::set<std::string> encoded;
+  for (const auto& e : entries["items"]) {
+    const std::string target = e["target"];
+    encoded.insert(target);
+    EXPECT_LE(target.size(), 300u) << target.substr(0, 80);
+  }
+  EXPECT_TRUE(encoded.count("GET /runs/%FF")) << after.body.substr(0, 2000);
+  EXPECT_TRUE(http.Get("/audit/verify", viewer).json().value("ok", false));
 }
 
 // Bound to a non-loopback address without tokens, the server refuses to start, saying why.

@@ -203,6 +203,17 @@ TEST_F(ApiE2E, NotFoundAndMethodNotAllowed) {
   EXPECT_EQ(http.Get("/runs/rdoesnotexist/events").status, 404);
   EXPECT_EQ(http.Post("/runs/rdoesnotexist/cancel").status, 404);
   EXPECT_EQ(http.Get("/runs/x/y/z").status, 404);
+  // A path that decodes to bytes that are not UTF-8 is a 404 like any other, with a valid body.
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/runs/%ff"},
+                                                        {"GET", "/experiments/%ff"},
+                                                        {"GET", "/%ff"},
+                                                        {"POST", "/experiments/%ff/runs"},
+                                                        {"POST", "/runs/%ff/cancel"}}) {
+    auto r = http.Request(method, path, "");
+    EXPECT_EQ(r.status, 404) << method << " " << path << ": " << r.body;
+    EXPECT_TRUE(IsProblem(r)) << method << " " << path;
+  }
 
   auto m = http.Request("DELETE", "/experiments", "");
   EXPECT_EQ(m.status, 405);
