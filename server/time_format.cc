@@ -18,7 +18,29 @@ std::string FormatTime(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+namespace {
+
+// "YYYY-MM-DDTHH:MM:SS" exactly: sscanf alone also takes signs, spaces and short fields.
+bool HasDateTimeShape(std::string_view text) {
+  constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < kShape.size()) return false;
+  for (std::size_t i = 0; i < kShape.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kShape[i] == 'd' ? !digit : text[i] != kShape[i]) return false;
+  }
+  return true;
+}
+
+int DaysIn(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
+}  // namespace
+
 std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view text) {
+  if (!HasDateTimeShape(text)) return std::nullopt;
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, ms = 0;
   std::string copy(text);
   char z = 0;
@@ -43,7 +65,8 @@ std::optional<std::chrono::system_clock::time_point> ParseTime(std::string_view 
   if (rest.size() != 1) return std::nullopt;
   z = rest.front();
   if (z != 'Z' && z != 'z') return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysIn(y, mo) || h > 23 || mi > 59 || s > 60)
+    return std::nullopt;
   // system_clock counts nanoseconds in 64 bits: years outside ~1678..2262 would overflow.
   if (y < 1678 || y > 2261) return std::nullopt;
   std::tm tm{};

@@ -1,7 +1,9 @@
 #include "server/http/api.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -53,6 +55,24 @@ std::string AuditTarget(const std::string& method, const std::string& path) {
   return out;
 }
 
+// A request body as JSON; nullopt when it is not JSON or an object repeats a key (which of two
+// values was meant cannot be known: the parser would silently keep the last).
+std::optional<Json> ParseBody(const std::string& text) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  bool duplicate = false;
+  Json::parser_callback_t check = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) keys.emplace_back();
+    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == Json::parse_event_t::key && !keys.empty() &&
+        !keys.back().insert(parsed.get<std::string>()).second)
+      duplicate = true;
+    return true;
+  };
+  Json body = Json::parse(text, check, false);
+  if (body.is_discarded() || duplicate) return std::nullopt;
+  return body;
+}
+
 std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> parts;
   std::stringstream in(path);
@@ -88,9 +108,13 @@ std::optional<HttpResponse> ReadPaging(const HttpRequest& req, int& limit,
   std::vector<domain::FieldError> errors;
   if (auto it = req.query.find("limit"); it != req.query.end()) {
     try {
-      std::size_t used = 0;
-      long v = std::stol(it->second, &used);
-      if (used != it->second.size() || v < 1 || v > kMaxListLimit) throw std::out_of_range("");
+      // Digits only: stol alone would also take "+5" and " 5".
+      const std::string& text = it->second;
+      if (text.empty() || text.size() > 4 ||
+          !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        throw std::invalid_argument("");
+      long v = std::stol(text);
+      if (v < 1 || v > kMaxListLimit) throw std::out_of_range("");
       limit = static_cast<int>(v);
     } catch (const std::exception&) {
       errors.push_back({"limit", "must be an integer within [1, 200]"});
@@ -653,11 +677,12 @@ HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experimen
   }
   Json body = Json::object();
   if (!req.body.empty()) {
-    body = Json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) {
-      return Problem(400, "Malformed JSON", "the body is not valid JSON",
-                     {{"body", "is not valid JSON"}});
+    auto parsed = ParseBody(req.body);
+    if (!parsed) {
+      return Problem(400, "Malformed JSON", "the body is not valid JSON (or repeats a key)",
+                     {{"body", "is not valid JSON or an object repeats a key"}});
     }
+    body = std::move(*parsed);
     if (!body.is_object()) {
       return Problem(400, "Invalid request", "the body must be a JSON object",
                      {{"body", "must be an object"}});
@@ -878,8 +903,9 @@ HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const
 }
 
 HttpResponse Api::SetHalt(const HttpRequest& req, const Principal& who) {
-  Json body = req.body.empty() ? Json::object() : Json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
+  auto parsed = req.body.empty() ? std::optional<Json>(Json::object()) : ParseBody(req.body);
+  Json body = parsed ? std::move(*parsed) : Json();
+  if (!parsed || !body.is_object()) {
     return Problem(400, "Malformed JSON", "the body must be a JSON object with a reason",
                    {{"body", "is not a JSON object"}});
   }

@@ -254,6 +254,8 @@ TEST_F(ApiE2E, ValidationRejectsBadBodiesAndQueuesNothing) {
       {R"({"timeout_seconds": 3601})", "timeout_seconds"},
       {R"({"note": 5})", "note"},
       {R"({"keep_artifacts": "yes"})", "keep_artifacts"},
+      {R"({"note": "a", "note": "b"})", "body"},  // a repeated key
+      {R"({"params": {"timeout_ms": 100, "timeout_ms": 9000}})", "body"},
   };
   for (const auto& c : cases) {
     auto r = http.Post("/experiments/E-000/runs", c.body);
@@ -381,7 +383,12 @@ TEST_F(ApiE2E, RunsFiltersAndCursorPaging) {
                                                         {"cursor=czzz", "cursor"},
                                                         {"state=sleeping", "state"},
                                                         {"verdict=maybe", "verdict"},
-                                                        {"since=yesterday", "since"}}) {
+                                                        {"since=yesterday", "since"},
+                                                        {"limit=%2B5", "limit"},  // +5
+                                                        {"limit=%205", "limit"},  // " 5"
+                                                        {"since=2026-02-30T00:00:00Z", "since"},
+                                                        {"until=2026-04-31T00:00:00Z", "until"},
+                                                        {"since=+026-01-01T00:00:00Z", "since"}}) {
     auto bad = http.Get("/runs?" + query);
     EXPECT_EQ(bad.status, 400) << query;
     EXPECT_TRUE(IsProblem(bad)) << query;

@@ -135,6 +135,17 @@ TEST(TimeFormat, RoundTrip) {
             "1969-12-31T23:59:59.999Z");
 }
 
+// Only real calendar dates in the exact RFC 3339 shape: no 30 February, no signs or spaces.
+TEST(TimeFormat, RefusesImpossibleDatesAndLooseShapes) {
+  EXPECT_TRUE(ParseTime("2024-02-29T00:00:00Z"));  // a leap year
+  EXPECT_TRUE(ParseTime("2000-02-29T12:00:00.5Z"));
+  for (const char* text : {"2026-02-29T00:00:00Z", "2026-02-30T00:00:00Z", "1900-02-29T00:00:00Z",
+                           "2026-04-31T00:00:00Z", "+026-01-01T00:00:00Z", " 2026-01-01T00:00:00Z",
+                           "2026-1-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00"}) {
+    EXPECT_FALSE(ParseTime(text)) << text;
+  }
+}
+
 // A time the clock cannot represent (system_clock counts ns: beyond 2262) is refused, not wrapped.
 TEST(TimeFormat, FarFutureIsRefusedOrExact) {
   for (const char* text :
