@@ -101,6 +101,10 @@ Result<RunRequest> ValidateRunRequest(const ExperimentSpec& spec, const RunReque
           {"repeat", "must be an integer within [1, " + std::to_string(kMaxRepeat) + "]"});
     } else {
       request.repeat = static_cast<int>(*n);
+      // The default timeout is one run's; unless the request sets its own, it covers every
+      // repetition (within the bound).
+      request.timeout_seconds =
+          std::min(kMaxTimeoutSeconds, spec.default_timeout_seconds * request.repeat);
     }
   }
 

@@ -65,6 +65,24 @@ TEST(RunRequest, RepeatAndTimeoutBounds) {
   EXPECT_FALSE(check(std::nullopt, RawValue{std::int64_t{kMaxTimeoutSeconds + 1}}));
 }
 
+// The default timeout is one run's, so a repeated run gets it once per repetition (bounded);
+// a timeout the request sets is kept as it is.
+TEST(RunRequest, RepeatScalesTheDefaultTimeout) {
+  auto timeout = [](std::int64_t repeat, std::optional<std::int64_t> asked) {
+    RunRequestInput in;
+    in.repeat = RawValue{repeat};
+    if (asked) in.timeout_seconds = RawValue{*asked};
+    std::vector<FieldError> errors;
+    auto r = ValidateRunRequest(E002(), in, errors);
+    return r.ok() ? r->timeout_seconds : -1;
+  };
+  const int one = E002().default_timeout_seconds;
+  EXPECT_EQ(timeout(1, std::nullopt), one);
+  EXPECT_EQ(timeout(5, std::nullopt), std::min(kMaxTimeoutSeconds, 5 * one));
+  EXPECT_EQ(timeout(kMaxRepeat, std::nullopt), std::min(kMaxTimeoutSeconds, kMaxRepeat * one));
+  EXPECT_EQ(timeout(5, 60), 60);
+}
+
 // Note, keep_artifacts and unknown fields.
 TEST(RunRequest, OtherFields) {
   RunRequestInput in;
