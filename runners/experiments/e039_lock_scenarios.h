@@ -1,4 +1,4 @@
-// The lock scenarios E-039A and E-039B share (implemented in e039a_lock_failures.cc): real
+// The lock scenarios E-039A and E-039B share (implemented in e039_lock_scenarios.cc): real
 // `lab-role lock-holder` processes contend for one Redis lock per scenario while the runner
 // injects the scenario's fault (SIGSTOP, SIGKILL) at the moment a holder entered its critical
 // section; overlapping critical sections are then counted from lock_interval.
