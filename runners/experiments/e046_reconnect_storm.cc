@@ -307,6 +307,7 @@ class ReconnectStorm final : public ExperimentBase {
     std::int64_t peak_accepted = 0;
     for (const auto& [s, n] : accepted_by_second) peak_accepted = std::max(peak_accepted, n);
     const ServerSample& last = sampler.samples().back();
+    const std::int64_t unserved = clients - std::min(clients, last.named);
     const double down_ms =
         static_cast<double>(sampler.first_ok_after_us() - sampler.last_ok_before_us()) / 1000.0;
     const double recovery_ms =
@@ -329,7 +330,7 @@ class ReconnectStorm final : public ExperimentBase {
     m["attempts"] = static_cast<double>(totals.attempts);
     m["recovery_ms"] = recovery_ms;
     m["recovery_ms_reported"] = recovery_reported;
-    m["unserved"] = static_cast<double>(clients - std::min(clients, last.named));
+    m["unserved"] = static_cast<double>(unserved);
     m["unserved_reported"] = static_cast<double>(totals.unserved);
     m["broken"] = static_cast<double>(totals.broken);
     m["clients"] = static_cast<double>(clients);
@@ -400,7 +401,7 @@ class ReconnectStorm final : public ExperimentBase {
                   std::to_string(static_cast<int>(burst)) + ", refused " +
                   std::to_string(last.rejected) + ", recovery " +
                   std::to_string(static_cast<int>(recovery_ms)) + " ms, unserved " +
-                  std::to_string(clients - std::min(clients, last.named)));
+                  std::to_string(unserved));
   }
 };
 

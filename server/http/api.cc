@@ -21,16 +21,10 @@ constexpr int kMaxListLimit = 200;
 constexpr int kDefaultListLimit = 50;
 constexpr std::size_t kRunCacheEntries = 4096;
 
-// Text that reached a body from a request (a path, a parameter) may hold bytes that are not
-// UTF-8; they are sent as U+FFFD instead of failing the whole answer.
-std::string Dump(const Json& body) {
-  return body.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 HttpResponse JsonResponse(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = Dump(body);
+  r.body = JsonBody(body);
   return r;
 }
 
@@ -150,7 +144,7 @@ std::string Sse(const std::string& event, const Json& data,
                 std::optional<std::int64_t> id = std::nullopt) {
   std::string out;
   if (id) out += "id: " + std::to_string(*id) + "\n";
-  out += "event: " + event + "\ndata: " + Dump(data) + "\n\n";
+  out += "event: " + event + "\ndata: " + JsonBody(data) + "\n\n";
   return out;
 }
 
@@ -805,7 +799,7 @@ HttpResponse Api::GetRun(const std::string& id) {
       view["artifacts"] = ArtifactsByMode(*artifacts);
     }
   }
-  r.body = Dump(view);
+  r.body = JsonBody(view);
   if (domain::IsTerminal((*run)->state)) {
     auto body = r.Share();
     std::lock_guard lock(cache_mu_);

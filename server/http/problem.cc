@@ -38,6 +38,10 @@ std::string TypeSlug(int status) {
 
 }  // namespace
 
+std::string JsonBody(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 HttpResponse Problem(int status, const std::string& title, const std::string& detail,
                      const std::vector<domain::FieldError>& errors) {
   nlohmann::json body = {{"type", "https://reliability-lab.dev/problems/" + TypeSlug(status)},
@@ -52,8 +56,7 @@ HttpResponse Problem(int status, const std::string& title, const std::string& de
   HttpResponse r;
   r.status = status;
   r.content_type = "application/problem+json";
-  // The detail may quote a request's path, which need not be UTF-8.
-  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.body = JsonBody(body);  // the detail may quote a request's path
   return r;
 }
 
