@@ -10,6 +10,7 @@
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
+#include "runners/redis/cluster_admin.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/http_client.h"
 #include "runners/registry/schema_registry.h"
@@ -173,7 +174,26 @@ PartHealth CheckRedis(const StackConfig& config, Ms timeout, RedisBaseline* base
   return h;
 }
 
-PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout, const std::stop_token& stop) {
+// The cluster's topology (slot owners, roles) as every node sees it, against the first sight:
+// a run that moved slots or failed over and did not put them back leaves the cluster unhealthy.
+void CheckClusterTopology(const StackConfig& config, Ms timeout, RedisBaseline* baseline,
+                          PartHealth& h) {
+  const auto view = redis::ReadClusterView(config.redis_cluster_seeds, timeout);
+  if (!view.problems.empty()) {
+    h.ok = false;
+    h.detail += "; " + view.problems;
+    return;
+  }
+  if (std::string drift = baseline->Drift({{"topology", view.topology}}); !drift.empty()) {
+    h.ok = false;
+    h.detail += "; topology differs from the first check (not restored): " + drift +
+                " (move the slots back / CLUSTER FAILOVER on the node that was master, or "
+                "restart the lab server to accept this topology)";
+  }
+}
+
+PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout, const std::stop_token& stop,
+                             RedisBaseline* baseline) {
   PartHealth h{domain::kPartRedisCluster, false, 0, "", ""};
   std::string last;
   for (const auto& seed : config.redis_cluster_seeds) {
@@ -204,6 +224,7 @@ PartHealth CheckRedisCluster(const StackConfig& config, Ms timeout, const std::s
     h.detail = "seed=" + seed + " cluster_state=" + state +
                " known_nodes=" + redis::InfoValue(info.str, "cluster_known_nodes") +
                " cluster_size=" + redis::InfoValue(info.str, "cluster_size");
+    if (h.ok && baseline != nullptr) CheckClusterTopology(config, timeout, baseline, h);
     return h;
   }
   h.detail = "no seed answered: " + last;
@@ -229,13 +250,15 @@ PartHealth CheckToxiproxy(const StackConfig& config, Ms timeout) {
 }
 
 PartHealth CheckOne(const StackConfig& config, const std::string& part, Ms timeout,
-                    const std::stop_token& stop, RedisBaseline* baseline) {
+                    const std::stop_token& stop, RedisBaseline* baseline,
+                    RedisBaseline* cluster_baseline) {
   if (stop.stop_requested()) return Stopped(part);
   if (part == domain::kPartKafka) return CheckKafka(config, timeout, stop);
   if (part == domain::kPartRegistry) return CheckRegistry(config, timeout);
   if (part == domain::kPartMysql) return CheckMysql(config, timeout);
   if (part == domain::kPartRedis) return CheckRedis(config, timeout, baseline);
-  if (part == domain::kPartRedisCluster) return CheckRedisCluster(config, timeout, stop);
+  if (part == domain::kPartRedisCluster)
+    return CheckRedisCluster(config, timeout, stop, cluster_baseline);
   if (part == domain::kPartToxiproxy) return CheckToxiproxy(config, timeout);
   return {part, false, 0, "", "unknown stack part"};
 }
@@ -258,7 +281,7 @@ std::string RedisBaseline::Drift(const std::map<std::string, std::string>& now) 
 }
 
 domain::PartHealth RealStackProbe::CheckPart(const std::string& part, Ms timeout) const {
-  return CheckOne(config_, part, timeout, {}, redis_baseline_.get());
+  return CheckOne(config_, part, timeout, {}, redis_baseline_.get(), cluster_baseline_.get());
 }
 
 std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::string>& parts,
@@ -279,8 +302,9 @@ std::vector<domain::PartHealth> RealStackProbe::Check(const std::vector<std::str
   for (const auto& part : wanted) {
     auto promise = std::make_shared<std::promise<domain::PartHealth>>();
     futures.push_back(promise->get_future());
-    std::thread([promise, config = config_, part, timeout, stop, baseline = redis_baseline_] {
-      promise->set_value(CheckOne(config, part, timeout, stop, baseline.get()));
+    std::thread([promise, config = config_, part, timeout, stop, baseline = redis_baseline_,
+                 cluster = cluster_baseline_] {
+      promise->set_value(CheckOne(config, part, timeout, stop, baseline.get(), cluster.get()));
     }).detach();
   }
   std::vector<domain::PartHealth> out;

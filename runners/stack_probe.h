@@ -16,10 +16,10 @@
 namespace lab::runners {
 
 // The standalone Redis's settings that experiments change for a run (CONFIG SET values, ACL
-// users), as this probe first saw them. Every later check compares with that first sight, so a
-// run that did not restore what it changed makes Redis unhealthy in its postflight. A server
-// started on an already drifted Redis takes the drift as its baseline (`./lab stack reset`
-// restarts Redis with the stack's settings).
+// users), or the Redis Cluster's topology, as this probe first saw them. Every later check compares
+// with that first sight, so a run that did not restore what it changed makes Redis unhealthy in its
+// postflight. A server started on an already drifted Redis takes the drift as its baseline (`./lab
+// stack reset` restarts Redis with the stack's settings).
 class RedisBaseline {
  public:
   // "" when `now` equals the first settings seen (recorded on the first call), else the
@@ -46,6 +46,8 @@ class RealStackProbe final : public domain::StackProbe {
  private:
   StackConfig config_;
   std::shared_ptr<RedisBaseline> redis_baseline_ = std::make_shared<RedisBaseline>();
+  // The Redis Cluster's topology (slot owners and roles), first seen.
+  std::shared_ptr<RedisBaseline> cluster_baseline_ = std::make_shared<RedisBaseline>();
 };
 
 }  // namespace lab::runners

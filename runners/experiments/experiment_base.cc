@@ -11,6 +11,7 @@
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
+#include "runners/redis/cluster_admin.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/schema_registry.h"
 
@@ -218,6 +219,7 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
       (void)client.DeleteSubject(a.name);
     }
   }
+  CleanupCluster(ctx, created);
   // Newest first: a setting changed twice in one run goes back to the value it had before the
   // first change.
   for (auto it = created.rbegin(); it != created.rend(); ++it) {
@@ -272,6 +274,76 @@ domain::Status ExperimentBase::CreateRedisAclUser(const domain::RunContext& ctx,
                              "redis: ACL SETUSER " + user + ": " + set->str);
   }
   return {};
+}
+
+domain::Result<std::unique_ptr<redis::ClusterClient>> ExperimentBase::OpenCluster(
+    std::chrono::milliseconds timeout) const {
+  return redis::ClusterClient::Open(config_.redis_cluster_seeds, timeout);
+}
+
+domain::Result<std::string> ExperimentBase::RecordClusterTopology(
+    const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result) const {
+  const auto view =
+      redis::ReadClusterView(config_.redis_cluster_seeds, std::chrono::milliseconds(2000));
+  if (view.nodes.empty() || !view.problems.empty()) {
+    return domain::MakeError(domain::ErrorCode::kUnavailable,
+                             "redis cluster not healthy before the run: " +
+                                 (view.problems.empty() ? "no node answered" : view.problems));
+  }
+  Created(ctx, mode, result, kArtifactClusterTopology, view.topology);
+  return view.topology;
+}
+
+domain::Status ExperimentBase::ClusterFault(const domain::RunContext& ctx, const std::string& mode,
+                                            domain::ModeResult& result, const std::string& verb,
+                                            int n) const {
+  if (verb == "pause" || verb == "kill")
+    Created(ctx, mode, result, kArtifactClusterFault, verb + ":" + std::to_string(n));
+  return StackFault(ctx, {"cluster", verb, std::to_string(n)}, std::chrono::seconds(60));
+}
+
+void ExperimentBase::CleanupCluster(const domain::RunContext& ctx,
+                                    const std::vector<domain::Artifact>& created) const {
+  // Nodes first (a paused or dead node blocks every later step), then the topology, then keys.
+  for (auto it = created.rbegin(); it != created.rend(); ++it) {
+    if (it->kind != kArtifactClusterFault) continue;
+    const auto colon = it->name.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string verb = it->name.substr(0, colon) == "pause" ? "resume" : "start";
+    if (auto s = StackFault(ctx, {"cluster", verb, it->name.substr(colon + 1)},
+                            std::chrono::seconds(60));
+        !s) {
+      Step(ctx, "cleanup: redis cluster " + verb + " " + it->name.substr(colon + 1) + ": " +
+                    s.error().message);
+    }
+  }
+  for (const auto& a : created) {
+    if (a.kind != kArtifactClusterTopology) continue;
+    auto s = redis::RestoreTopology(config_.redis_cluster_seeds, a.name, std::chrono::seconds(60),
+                                    [&](const std::string& m) { Step(ctx, "cleanup: " + m); });
+    if (!s) Step(ctx, "cleanup: " + s.error().message);
+    break;  // the first recorded is the topology before the run
+  }
+  for (const auto& a : created) {
+    if (a.kind != kArtifactClusterKeys) continue;
+    const auto view =
+        redis::ReadClusterView(config_.redis_cluster_seeds, std::chrono::milliseconds(2000));
+    redis::NodePool pool(std::chrono::milliseconds(2000));
+    for (const auto& node : view.nodes) {
+      if (!node.master || node.Failing()) continue;
+      std::string cursor = "0";
+      for (int i = 0; i < 100000; ++i) {  // bounded: 100M keys at COUNT 1000
+        auto reply = pool.Run(node.addr, {"SCAN", cursor, "MATCH", a.name + "*", "COUNT", "1000"});
+        if (!reply || reply->elements.size() != 2) break;
+        cursor = reply->elements[0].str;
+        auto conn = pool.Get(node.addr);
+        std::vector<std::vector<std::string>> dels;
+        for (const auto& k : reply->elements[1].elements) dels.push_back({"UNLINK", k.str});
+        if (!dels.empty() && conn) (void)(*conn)->Pipeline(dels);
+        if (cursor == "0") break;
+      }
+    }
+  }
 }
 
 void ExperimentBase::RestoreRedis(const domain::RunContext& ctx,

@@ -28,6 +28,14 @@ inline constexpr const char* kArtifactSubject = "registry-subject";
 // back (CONFIG SET), so the stack is left as found whatever ends the run.
 inline constexpr const char* kArtifactRedisConfig = "redis-config";
 inline constexpr const char* kArtifactRedisAclUser = "redis-acl-user";  // name = ACL user
+// Keys on the Redis Cluster: name = key prefix; cleanup deletes them on every master.
+inline constexpr const char* kArtifactClusterKeys = "redis-cluster-prefix";
+// The Redis Cluster's topology before the run changed it: name = redis::TopologyText; cleanup
+// puts slots and roles back (redis::RestoreTopology).
+inline constexpr const char* kArtifactClusterTopology = "redis-cluster-topology";
+// A cluster node the run paused or killed: name = "pause:N" or "kill:N" (N = 1..6); cleanup
+// resumes or starts it (before restoring the topology).
+inline constexpr const char* kArtifactClusterFault = "redis-cluster-fault";
 
 // What a finished role process left: how it ended and its key=value lines.
 struct RoleOutcome {
@@ -125,6 +133,18 @@ class ExperimentBase : public domain::ExperimentRunner {
   domain::Status CreateRedisAclUser(const domain::RunContext& ctx, const std::string& mode,
                                     domain::ModeResult& result, const std::string& user,
                                     const std::vector<std::string>& rules) const;
+  // A client of the stack's Redis Cluster (slot map loaded).
+  domain::Result<std::unique_ptr<redis::ClusterClient>> OpenCluster(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) const;
+  // Records the cluster's topology as an artifact (cleanup restores it) and returns it; fails
+  // when the cluster is not healthy and consistent, so a run never starts on a broken cluster.
+  domain::Result<std::string> RecordClusterTopology(const domain::RunContext& ctx,
+                                                    const std::string& mode,
+                                                    domain::ModeResult& result) const;
+  // `infra/stack.sh cluster <verb> <n>` (pause, resume, kill, start) with pause and kill
+  // recorded first, so cleanup undoes them whatever ends the run.
+  domain::Status ClusterFault(const domain::RunContext& ctx, const std::string& mode,
+                              domain::ModeResult& result, const std::string& verb, int n) const;
   // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
   std::int64_t Count(mysql::Connection& conn, const std::string& sql,
                      const std::vector<mysql::Param>& params) const;
@@ -133,6 +153,8 @@ class ExperimentBase : public domain::ExperimentRunner {
 
  private:
   void RestoreRedis(const domain::RunContext& ctx, const domain::Artifact& artifact) const;
+  void CleanupCluster(const domain::RunContext& ctx,
+                      const std::vector<domain::Artifact>& created) const;
 };
 
 // An inconclusive ModeResult with the reason.

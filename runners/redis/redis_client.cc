@@ -26,13 +26,16 @@ timeval ToTimeval(Ms ms) {
   return tv;
 }
 
+}  // namespace
+
 std::pair<std::string, int> SplitHostPort(const std::string& host_port) {
   auto colon = host_port.rfind(':');
   if (colon == std::string::npos) return {host_port, 6379};
-  return {host_port.substr(0, colon), std::stoi(host_port.substr(colon + 1))};
+  int port = 0;
+  const char* begin = host_port.data() + colon + 1;
+  std::from_chars(begin, host_port.data() + host_port.size(), port);
+  return {host_port.substr(0, colon), port};
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& host, int port,
                                                      Ms timeout) {
@@ -108,6 +111,14 @@ std::int64_t InfoNumber(const std::string& info, const std::string& field, std::
   std::int64_t n = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
   return value.empty() || ec != std::errc() ? absent : n;
+}
+
+std::int64_t ErrorStat(const std::string& info, const std::string& prefix) {
+  const std::string value = InfoValue(info, "errorstat_" + prefix);  // "count=N"
+  std::int64_t n = 0;
+  if (value.rfind("count=", 0) != 0) return 0;
+  std::from_chars(value.data() + 6, value.data() + value.size(), n);
+  return n;
 }
 
 std::int64_t CountClientsNamed(Connection& conn, const std::string& name) {
@@ -235,8 +246,9 @@ Result<Reply> ClusterClient::Command(const std::string& key, const std::vector<s
         asking = true;
       } else {
         ++moved_;
-        auto slot = std::stoi(err.substr(6, space - 6));
-        slot_owner_[static_cast<size_t>(slot)] = target;
+        int slot = -1;
+        std::from_chars(err.data() + 6, err.data() + space, slot);
+        if (slot >= 0 && slot < 16384) slot_owner_[static_cast<size_t>(slot)] = target;
       }
       continue;
     }

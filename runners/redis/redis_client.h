@@ -53,6 +53,10 @@ class Connection {
   Ms timeout_{1000};
 };
 
+// "host:port" split at its last colon (port 6379 when there is none); throws nothing: a port that
+// is not a number reads as 0.
+std::pair<std::string, int> SplitHostPort(const std::string& host_port);
+
 // CRC16-XMODEM of the key (or its {hash tag}) modulo 16384.
 int KeySlot(const std::string& key);
 
@@ -60,6 +64,9 @@ int KeySlot(const std::string& key);
 std::string InfoValue(const std::string& info, const std::string& field);
 // InfoValue as a number, or `absent` when the field is missing or not a number.
 std::int64_t InfoNumber(const std::string& info, const std::string& field, std::int64_t absent);
+// The count of error replies starting with `prefix` (MOVED, ASK, CROSSSLOT…) in an INFO
+// errorstats reply (`errorstat_<prefix>:count=N`), 0 when the server has answered none.
+std::int64_t ErrorStat(const std::string& info, const std::string& prefix);
 // Connections in CLIENT LIST named `name` (CLIENT SETNAME), or -1 when the list cannot be read.
 std::int64_t CountClientsNamed(Connection& conn, const std::string& name);
 
@@ -72,6 +79,13 @@ class ClusterClient {
   Result<Reply> Command(const std::string& key, const std::vector<std::string>& argv);
   Result<Reply> CommandOn(const std::string& node, const std::vector<std::string>& argv);
   Status RefreshSlots();
+  // The node the client believes owns `slot` ("" when unknown).
+  const std::string& SlotOwner(int slot) const { return slot_owner_.at(static_cast<size_t>(slot)); }
+  // Makes the client believe `node` owns `slot`: a deliberately stale map, which the next
+  // command on that slot corrects through MOVED.
+  void OverrideSlotOwner(int slot, const std::string& node) {
+    slot_owner_.at(static_cast<size_t>(slot)) = node;
+  }
   int moved() const { return moved_; }
   int asked() const { return asked_; }
 
