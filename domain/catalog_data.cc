@@ -417,6 +417,66 @@ std::vector<ExperimentSpec> Build() {
        90});
 
   c.push_back(
+      {"E-044",
+       "Online resharding",
+       "redis-ops",
+       "online resharding under load is safe for a cluster-aware client",
+       "`slots` slots holding `keys` keys migrate from one master to another (CLUSTER SETSLOT "
+       "IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE) while `clients` threads read and "
+       "write those keys; then they migrate back. failure: a client with a fixed slot map that "
+       "treats ASK and MOVED as errors; success: the cluster-aware client (ASKING, MOVED "
+       "refreshes its map). practice=off: the success mode uses the naive client",
+       "slots_migrated and keys_migrated are the migration's own steps (SETSLOT and MIGRATE "
+       "answers; every key in those slots, the other mode's included) and prove the fault; "
+       "slots_moved_back and topology_restored (every node's CLUSTER NODES, read back) show the "
+       "cluster as it was; ask_server and moved_server are the masters' errorstat deltas (server "
+       "counters) and ask_client/moved_client the client's; client_errors are operations the "
+       "client failed; keys_lost compares each key read back after the move with the last value "
+       "a client wrote and the server acknowledged; p99_before_ms and p99_during_ms are client "
+       "latencies",
+       {Failure("a client that treats ASK/MOVED as errors"), Success("the cluster-aware client")},
+       {Int("slots", 20, 1, 1000, "slots", "slots migrated"),
+        Int("keys", 2000, 10, 200000, "keys", "keys in those slots"),
+        Int("clients", 4, 1, 32, "clients", "client threads"), Practice()},
+       {kPartRedisCluster},
+       {kLockRedisCluster},
+       {Cmp("failure", "slots_migrated", kGt, 0, kInc),
+        Cmp("success", "slots_migrated", kGt, 0, kInc), Cmp("success", "ask_server", kGt, 0, kInc),
+        Cmp("failure", "client_errors", kGt, 0), Cmp("success", "client_errors", kEq, 0),
+        Cmp("success", "keys_lost", kEq, 0), Cmp("failure", "keys_lost", kEq, 0)},
+       90});
+
+  c.push_back(
+      {"E-045",
+       "Failover drill",
+       "redis-ops",
+       "a failover drill shows the unavailability window and the async-replication loss",
+       "a writer writes numbered keys to one master's slots. The master's replica is paused "
+       "(SIGSTOP) and the replication link cut (CLIENT KILL TYPE replica on the master), `writes` "
+       "more writes are acknowledged by the master alone, then the master is killed (SIGKILL), "
+       "the replica resumed and promoted by the cluster; the writer keeps writing and measures "
+       "the window. The killed node is restarted, rejoins as a replica and takes its role back "
+       "(CLUSTER FAILOVER). failure: a write counts as durable once the master acknowledged it. "
+       "success: only once WAIT 1 says a replica has it. practice=off: no WAIT",
+       "acked_durable counts writes the client counted as durable; lost_durable those of them "
+       "missing or stale when read back from the new master (read back); not_durable counts "
+       "writes WAIT reported unreplicated (the client knew); master_killed (waitpid) and "
+       "promoted (the replica's ROLE, server_counter) prove the fault; unavailability_ms is "
+       "from the first failed write to the first acknowledged one after it (client clock)",
+       {Failure("acknowledged by the master = durable"),
+        Success("durable only after WAIT 1 confirms a replica")},
+       {Int("writes", 100, 10, 5000, "writes",
+            "writes while the replica is cut off (success: each waits up to 10 ms for WAIT)"),
+        Practice()},
+       {kPartRedisCluster},
+       {kLockRedisCluster},
+       {Cmp("failure", "master_killed", kEq, 1, kInc), Cmp("failure", "promoted", kEq, 1, kInc),
+        Cmp("success", "master_killed", kEq, 1, kInc), Cmp("success", "promoted", kEq, 1, kInc),
+        Cmp("success", "not_durable", kGt, 0, kInc), Cmp("failure", "lost_durable", kGt, 0),
+        Cmp("success", "lost_durable", kEq, 0)},
+       120});
+
+  c.push_back(
       {"E-046",
        "Reconnect storms",
        "redis-ops",
@@ -587,14 +647,6 @@ std::vector<ExperimentSpec> Build() {
            "coupon issuance under concurrency oversells unless atomic",
            "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup",
            {kPartMysql, kPartRedis});
-  advanced("E-044", "Online resharding", "redis-ops",
-           "online resharding under load is safe for a cluster-aware client",
-           "slots migrated while clients run: ASK/MOVED handled", kRc);
-  advanced(
-      "E-045", "Failover drill", "redis-ops",
-      "a failover drill shows the unavailability window and the async-replication loss",
-      "master killed / CLUSTER FAILOVER: downtime, acknowledged writes lost with and without WAIT",
-      kRc);
   advanced("E-050", "Cluster mode breaks single-node code", "redis-ops",
            "a serverless/cluster-mode target breaks code written for a single node",
            "the same workload on standalone vs cluster mode", {kPartRedis, kPartRedisCluster});
