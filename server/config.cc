@@ -145,6 +145,24 @@ domain::Status ApplyConfigFile(const std::string& path, ServerConfig& c) {
   return {};
 }
 
+// "a.example,b.example" appended to allowed_hosts; a name with spaces, a slash or nothing in it
+// is refused.
+domain::Status AddAllowedHosts(const std::string& what, const std::string& list, ServerConfig& c) {
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    auto comma = list.find(',', from);
+    if (comma == std::string::npos) comma = list.size();
+    const std::string name = list.substr(from, comma - from);
+    if (name.empty() || name.find_first_of(" \t/@") != std::string::npos) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       what + " takes host names separated by commas, got '" + list + "'");
+    }
+    c.allowed_hosts.push_back(name);
+    from = comma + 1;
+  }
+  return {};
+}
+
 }  // namespace
 
 // One token per line ("token:role"), or comma-separated; blank lines and '#' comments skipped.
@@ -184,6 +202,10 @@ usage: reliability-lab [options]
   --web-root DIR          the static UI (default: this source tree's web/)
   --migrations DIR        SQL migrations (default: this source tree's migrations/)
   --port-file FILE        write the port actually bound (for tests)
+  --allow-host NAMES      host names served besides localhost, 127.0.0.1, ::1 and the listen
+                          address, comma-separated, repeatable (or LAB_ALLOWED_HOSTS); a request
+                          whose Host or Origin names another host is refused with 403 (DNS
+                          rebinding); "*" allows any
   --help                  this text
 
 Stack endpoints can also come from LAB_KAFKA_BOOTSTRAP, LAB_REGISTRY_URL, LAB_MYSQL_HOST,
@@ -258,12 +280,18 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
       c.migrations_dir = value;
     } else if (arg == "--port-file") {
       c.port_file = value;
+    } else if (arg == "--allow-host") {
+      s = AddAllowedHosts(arg, value, c);
     } else {
       return MakeError(ErrorCode::kInvalidArgument, "unknown option " + arg + " (see --help)");
     }
     if (!s.ok()) return s.error();
   }
   ApplyEnvironment(c.stack);
+  if (const char* v =
+          std::getenv("LAB_ALLOWED_HOSTS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
+    if (auto s = AddAllowedHosts("LAB_ALLOWED_HOSTS", v, c); !s.ok()) return s.error();
+  }
   if (!tokens_file.empty()) {
     auto text = ReadFile(tokens_file, "tokens file");
     if (!text.ok()) return text.error();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "domain/result.h"
 #include "runners/stack_config.h"
@@ -26,6 +27,9 @@ struct ServerConfig {
   std::string migrations_dir;         // default: the source tree's migrations/
   std::string port_file;              // write the bound port here (tests use port 0)
   std::string tokens;                 // "token:role,…" from LAB_TOKENS or --tokens-file
+  // Host names served besides loopback and listen_host (--allow-host, LAB_ALLOWED_HOSTS); a
+  // request naming another host is refused (DNS rebinding). "*" allows any.
+  std::vector<std::string> allowed_hosts;
   runners::StackConfig stack;
 };
 

@@ -106,6 +106,8 @@ int Run(int argc, char** argv) {
   api_options.web_root = config.web_root;
   api_options.openapi_json = std::string(kOpenApiJson);
   api_options.allow_anonymous = tokens->empty();
+  api_options.listen_host = config.listen_host;
+  api_options.allowed_hosts = config.allowed_hosts;
   Api api(store, queue, executor, metrics, probe.get(), health, std::move(tokens).value(), limiter,
           available, api_options);
   api.LoadHalt();

@@ -307,6 +307,7 @@ Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& me
       limiter_(limiter),
       available_(std::move(available)),
       options_(std::move(options)),
+      hosts_(options_.allowed_hosts, options_.listen_host),
       openapi_body_(std::make_shared<const std::string>(options_.openapi_json)),
       id_rng_(std::random_device{}()) {}
 
@@ -348,19 +349,41 @@ HttpResponse Api::Handle(const HttpRequest& request) {
   return response;
 }
 
+void Api::AuditRefusal(const HttpRequest& req, const std::string& why) {
+  (void)store_.AppendAudit(
+      "request.refused", AuditTarget(req.method, req.path), "",
+      JsonBody(Json{{"reason", why.substr(0, 256)}, {"remote", req.remote_ip}}),
+      Actor{"anonymous", req.request_id});
+}
+
+std::optional<HttpResponse> Api::CheckHost(const HttpRequest& req) {
+  const std::string host = req.Header("host").value_or("");
+  if (hosts_.Allows(host)) return std::nullopt;
+  const std::string why = "Host " + host.substr(0, 100) + " is not one of this server's names (" +
+                          hosts_.Names() + "); add it with --allow-host";
+  AuditRefusal(req, why);
+  return Problem(403, "Host not allowed", why);
+}
+
 std::optional<HttpResponse> Api::CheckSameOrigin(const HttpRequest& req) {
   // A browser on another site cannot start or cancel runs: it always sends Origin (and
-  // Sec-Fetch-Site) on a cross-site POST, and we refuse those. curl sends neither.
+  // Sec-Fetch-Site) on a cross-site POST, and we refuse those. curl sends neither. The Origin
+  // must also be one of our names: Host alone is the attacker's choice after DNS rebinding.
   if (auto site = req.Header("sec-fetch-site"); site && *site != "same-origin" && *site != "none") {
-    return Problem(
-        403, "Cross-site request refused",
-        "mutating requests must come from this server's own pages (Sec-Fetch-Site: " + *site + ")");
+    const std::string why =
+        "mutating requests must come from this server's own pages (Sec-Fetch-Site: " +
+        site->substr(0, 50) + ")";
+    AuditRefusal(req, why);
+    return Problem(403, "Cross-site request refused", why);
   }
   if (auto origin = req.Header("origin")) {
     auto host = req.Header("host").value_or("");
-    if (*origin != "http://" + host && *origin != "https://" + host) {
-      return Problem(403, "Cross-origin request refused",
-                     "Origin " + *origin + " does not match this server (" + host + ")");
+    if ((*origin != "http://" + host && *origin != "https://" + host) ||
+        !hosts_.AllowsOrigin(*origin)) {
+      const std::string why = "Origin " + origin->substr(0, 100) + " does not match this server (" +
+                              host.substr(0, 100) + ")";
+      AuditRefusal(req, why);
+      return Problem(403, "Cross-origin request refused", why);
     }
   }
   return std::nullopt;
@@ -416,6 +439,12 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     r.AddHeader("Allow", allowed);
     return r;
   };
+
+  // Every resource, the UI included, answers only to this server's own names.
+  if (auto refused = CheckHost(req)) {
+    route = "host_refused";
+    return *refused;
+  }
 
   // Public: probes, metrics, the contract and the UI.
   if (parts.size() == 1 && parts[0] == "healthz") {

@@ -11,9 +11,11 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "domain/ports.h"
 #include "server/http/auth.h"
+#include "server/http/host_allowlist.h"
 #include "server/http/http_types.h"
 #include "server/http/rate_limiter.h"
 #include "server/metrics/lab_metrics.h"
@@ -30,6 +32,8 @@ struct ApiOptions {
   int retry_after_seconds = 5;   // for 503 queue full
   std::chrono::milliseconds sse_poll{200};
   std::chrono::milliseconds readiness_timeout{1000};
+  std::string listen_host = "127.0.0.1";
+  std::vector<std::string> allowed_hosts;  // beyond loopback and listen_host (HostAllowlist)
 };
 
 class Api {
@@ -54,6 +58,8 @@ class Api {
   HttpResponse Route(const HttpRequest& request, std::string& route);
   Authorised Authorise(const HttpRequest& request, Role needed);
   std::optional<HttpResponse> CheckSameOrigin(const HttpRequest& request);
+  std::optional<HttpResponse> CheckHost(const HttpRequest& request);
+  void AuditRefusal(const HttpRequest& request, const std::string& why);
 
   HttpResponse Health();
   HttpResponse Ready();
@@ -86,6 +92,7 @@ class Api {
   RateLimiter& limiter_;
   std::set<std::string> available_;
   ApiOptions options_;
+  HostAllowlist hosts_;
   std::shared_ptr<const std::string> openapi_body_;  // options_.openapi_json, shared
   std::atomic<bool> draining_{false};
 

@@ -191,6 +191,29 @@ TEST_F(AdmissionE2E, CrossSiteMutationsAreRefused) {
             200);
 }
 
+// DNS rebinding, reproduced as the probe did: the rebound page's name in Host and a matching
+// Origin. The server was answering 202 (a run queued, the halt switch set); now 403 everywhere,
+// and the same request with one of the server's own names still works.
+TEST_F(AdmissionE2E, DnsRebindingIsRefused) {
+  auto server = Start(Options());
+  ASSERT_NE(server, nullptr);
+  auto http = server->client();
+  const Headers rebound = {{"Host", "attacker.example:8080"},
+                           {"Origin", "http://attacker.example:8080"},
+                           {"Sec-Fetch-Site", "same-origin"}};
+  auto post = http.PostJson("/experiments/E-000/runs", FastRunBody(), rebound);
+  EXPECT_EQ(post.status, 403) << post.body;
+  EXPECT_TRUE(IsProblem(post));
+  EXPECT_EQ(http.PostJson("/halt", {{"reason", "rebind"}}, rebound).status, 403);
+  EXPECT_EQ(http.Get("/runs", rebound).status, 403);
+  EXPECT_EQ(CountRuns(http), 0);
+  EXPECT_FALSE(http.Get("/halt").json().value("halted", true));
+  const std::string self = "localhost:" + std::to_string(server->port());
+  auto own = http.PostJson("/experiments/E-000/runs", FastRunBody(),
+                           {{"Host", self}, {"Origin", "http://" + self}});
+  EXPECT_EQ(own.status, 202) << own.body;
+}
+
 // Cancel: a queued run → 202 and cancelled at once; a running run → 202 and ends cancelled.
 TEST_F(AdmissionE2E, CancelQueuedAndRunning) {
   auto server = StartStalled();

@@ -488,5 +488,39 @@ TEST_F(ApiTest, IdempotencyKey) {
   EXPECT_EQ(queue_.Depth(), 1u);
 }
 
+// DNS rebinding: a page on attacker.example rebound to 127.0.0.1 sends its own name in Host and
+// Origin (they match each other). Before the allowlist: 202 and a queued run, 202 on /halt.
+// Now every resource refuses it with 403, nothing is queued, and each refusal is audited.
+TEST_F(ApiTest, ForeignHostIsRefusedEvenWhenOriginMatches) {
+  const std::map<std::string, std::string> rebound = {{"host", "attacker.example:8080"},
+                                                      {"origin", "http://attacker.example:8080"},
+                                                      {"sec-fetch-site", "same-origin"}};
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", "", rebound).status, 403);
+  EXPECT_EQ(Call("POST", "/halt", R"({"reason":"x"})", rebound).status, 403);
+  EXPECT_EQ(Call("GET", "/runs", "", rebound).status, 403);
+  EXPECT_EQ(Call("GET", "/", "", rebound).status, 403);
+  auto runs = Body(Call("GET", "/runs"));
+  EXPECT_EQ(runs["items"].size(), 0u) << runs.dump();
+  EXPECT_FALSE(Body(Call("GET", "/halt")).value("halted", true));
+  auto audit = Body(Call("GET", "/audit"));
+  int refused = 0;
+  for (const auto& e : audit["items"]) refused += e.value("action", "") == "request.refused";
+  EXPECT_EQ(refused, 4) << audit.dump();
+}
+
+// Cross-site refusals are audited too (they were not), and an Origin naming a foreign host is
+// refused even when it matches the Host header of an allowed name... which it cannot: the
+// Origin must name an allowed host as well.
+TEST_F(ApiTest, CrossSiteRefusalsAreAudited) {
+  EXPECT_EQ(Call("POST", "/experiments/E-001/runs", "", {{"sec-fetch-site", "cross-site"}}).status,
+            403);
+  EXPECT_EQ(Call("POST", "/halt", R"({"reason":"x"})", {{"origin", "http://evil.example"}}).status,
+            403);
+  auto audit = Body(Call("GET", "/audit"));
+  int refused = 0;
+  for (const auto& e : audit["items"]) refused += e.value("action", "") == "request.refused";
+  EXPECT_EQ(refused, 2) << audit.dump();
+}
+
 }  // namespace
 }  // namespace lab::server

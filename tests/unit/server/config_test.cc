@@ -106,5 +106,17 @@ TEST(Config, TokensFileSkipsCommentsAndBlankLines) {
   EXPECT_EQ(r->tokens, "secret1:admin");
 }
 
+// --allow-host takes comma-separated names and repeats; a malformed list is refused.
+TEST(Config, AllowHost) {
+  auto c = Load({"--allow-host", "lab.internal,ci.example", "--allow-host", "other"});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->allowed_hosts, (std::vector<std::string>{"lab.internal", "ci.example", "other"}));
+  for (const char* bad : {"", "a,,b", "http://x", "a b"}) {
+    auto r = Load({"--allow-host", bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("--allow-host"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace lab::server

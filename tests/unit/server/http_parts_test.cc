@@ -1,8 +1,9 @@
 // Small server parts: request target parsing, the rate limiter (injected time), token tables
-// and the loopback rule, and the RFC 3339 time format.
+// and the loopback rule, the Host allowlist, and the RFC 3339 time format.
 #include <gtest/gtest.h>
 
 #include "server/http/auth.h"
+#include "server/http/host_allowlist.h"
 #include "server/http/http_types.h"
 #include "server/http/rate_limiter.h"
 #include "server/time_format.h"
@@ -170,6 +171,32 @@ TEST(TimeFormat, ParseAcceptsAndRejects) {
         "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00ZZ", "2026-11-21 10:00:00Z"}) {
     EXPECT_FALSE(ParseTime(bad)) << bad;
   }
+}
+
+// The names a DNS-rebinding page would use are refused; loopback names, the listen address
+// and added names are served, with any port, in any case, with or without a trailing dot.
+TEST(HostAllowlist, LoopbackListenAndAddedNames) {
+  HostAllowlist hosts({"lab.internal"}, "10.1.2.3");
+  for (const char* ok : {"localhost:8080", "LOCALHOST", "localhost.", "127.0.0.1:8080",
+                         "[::1]:8080", "::1", "10.1.2.3:8080", "lab.internal:80", ""}) {
+    EXPECT_TRUE(hosts.Allows(ok)) << ok;
+  }
+  for (const char* bad : {"attacker.example:8080", "127.0.0.1.nip.io", "localhost.attacker.example",
+                          "[::2]:8080", "10.1.2.4"}) {
+    EXPECT_FALSE(hosts.Allows(bad)) << bad;
+  }
+  EXPECT_TRUE(hosts.AllowsOrigin("http://localhost:8080"));
+  EXPECT_TRUE(hosts.AllowsOrigin("https://lab.internal"));
+  EXPECT_FALSE(hosts.AllowsOrigin("http://attacker.example:8080"));
+  EXPECT_FALSE(hosts.AllowsOrigin("null"));
+  EXPECT_FALSE(hosts.AllowsOrigin("file://localhost"));
+  EXPECT_EQ(hosts.Names(), "localhost, 127.0.0.1, ::1, 10.1.2.3, lab.internal");
+}
+
+// A wildcard listen address is not a name; "*" turns the check off.
+TEST(HostAllowlist, WildcardListenAndStar) {
+  EXPECT_FALSE(HostAllowlist({}, "0.0.0.0").Allows("0.0.0.0:8080"));
+  EXPECT_TRUE(HostAllowlist({"*"}, "127.0.0.1").Allows("anything.example"));
 }
 
 }  // namespace
