@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "server/http/api.h"
 #include "server/http/http_server.h"
 #include "server/openapi.h"
+#include "server/runs/readiness_monitor.h"
 #include "server/runs/run_executor.h"
 #include "server/runs/worker_pool.h"
 #include "server/store/run_store.h"
@@ -108,7 +110,22 @@ int Run(int argc, char** argv) {
   api_options.allow_anonymous = tokens->empty();
   api_options.listen_host = config.listen_host;
   api_options.allowed_hosts = config.allowed_hosts;
-  Api api(store, queue, executor, metrics, probe.get(), health, std::move(tokens).value(), limiter,
+  lab::server::ReadinessMonitor readiness(
+      *probe, health,
+      {lab::domain::kPartKafka, lab::domain::kPartRegistry, lab::domain::kPartMysql,
+       lab::domain::kPartRedis, lab::domain::kPartRedisCluster},
+      std::chrono::milliseconds(1000), std::chrono::milliseconds(2000),
+      [&](const std::string& part) {
+        std::clog << "event=stack.recovered part=\"" << part << "\"\n";
+        metrics.SetStackDirty(health.dirty());
+        (void)store.AppendAudit(
+            "stack.recovered", part.substr(0, part.find(' ')), "",
+            nlohmann::json{{"was", part}, {"checked_by", "readiness probe"}}.dump(
+                -1, ' ', false, nlohmann::json::error_handler_t::replace),
+            lab::server::Actor{"system", ""});
+      });
+  readiness.Start();
+  Api api(store, queue, executor, metrics, &readiness, health, std::move(tokens).value(), limiter,
           available, api_options);
   api.LoadHalt();
 

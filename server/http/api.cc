@@ -295,13 +295,13 @@ std::string JunitReport(const Json& run, const domain::ExperimentSpec& spec) {
 }  // namespace
 
 Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
-         domain::StackProbe* probe, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
+         ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
          std::set<std::string> available, ApiOptions options)
     : store_(store),
       queue_(queue),
       executor_(executor),
       metrics_(metrics),
-      probe_(probe),
+      readiness_(readiness),
       health_(health),
       tokens_(std::move(tokens)),
       limiter_(limiter),
@@ -556,8 +556,8 @@ HttpResponse Api::Health() { return JsonResponse(200, {{"status", "ok"}}); }
 HttpResponse Api::Ready() {
   std::lock_guard lock(ready_mu_);
   auto now = std::chrono::steady_clock::now();
-  // Probing every part costs round trips; a readiness answer up to 2 s old is fresh enough.
-  if (ready_status_ != 0 && now - ready_at_ < std::chrono::seconds(2)) {
+  // The store's write check takes its write lock; an answer up to 1 s old is fresh enough.
+  if (ready_status_ != 0 && now - ready_at_ < std::chrono::seconds(1)) {
     HttpResponse r;
     r.status = ready_status_;
     r.body = ready_body_;
@@ -570,27 +570,36 @@ HttpResponse Api::Ready() {
                   {"ok", writable.ok()},
                   {"detail", writable.ok() ? "writable" : writable.error().message}});
   ok = ok && writable.ok();
-  if (probe_ != nullptr) {
-    std::vector<std::string> parts = {domain::kPartKafka, domain::kPartRegistry, domain::kPartMysql,
-                                      domain::kPartRedis, domain::kPartRedisCluster};
-    for (const auto& p : probe_->Check(parts, options_.readiness_timeout)) {
-      deps.push_back({{"name", p.part},
-                      {"ok", p.ok},
-                      {"latency_ms", p.latency_ms},
-                      {"version", p.version},
-                      {"detail", p.detail}});
-      ok = ok && p.ok;
+  // The stack as the readiness monitor last probed it (its own thread): never probed here.
+  std::string probed_at;
+  if (readiness_ != nullptr) {
+    if (auto snap = readiness_->Latest()) {
+      probed_at = FormatTime(snap->at);
+      for (const auto& p : snap->parts) {
+        deps.push_back({{"name", p.part},
+                        {"ok", p.ok},
+                        {"latency_ms", p.latency_ms},
+                        {"version", p.version},
+                        {"detail", p.detail}});
+        ok = ok && p.ok;
+      }
+    } else {
+      for (const auto& part : readiness_->parts()) {
+        deps.push_back({{"name", part}, {"ok", false}, {"detail", "not probed yet"}});
+      }
+      ok = false;
     }
   }
   bool dirty = health_.dirty();
   Json body = {{"ready", ok && !dirty}, {"dependencies", deps}, {"stack_dirty", dirty}};
+  if (!probed_at.empty()) body["stack_probed_at"] = probed_at;
   if (dirty) body["stack_dirty_reason"] = health_.why();
   {
     std::lock_guard halt_lock(halt_mu_);
     body["halted"] = halt_reason_.has_value();
   }
   ready_status_ = ok && !dirty ? 200 : 503;
-  ready_body_ = body.dump();
+  ready_body_ = JsonBody(body);
   ready_at_ = now;
   HttpResponse r;
   r.status = ready_status_;

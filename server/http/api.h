@@ -19,6 +19,7 @@
 #include "server/http/http_types.h"
 #include "server/http/rate_limiter.h"
 #include "server/metrics/lab_metrics.h"
+#include "server/runs/readiness_monitor.h"
 #include "server/runs/run_executor.h"
 #include "server/runs/run_queue.h"
 #include "server/store/run_store.h"
@@ -31,7 +32,6 @@ struct ApiOptions {
   bool allow_anonymous = false;  // loopback and no tokens
   int retry_after_seconds = 5;   // for 503 queue full
   std::chrono::milliseconds sse_poll{200};
-  std::chrono::milliseconds readiness_timeout{1000};
   std::string listen_host = "127.0.0.1";
   std::vector<std::string> allowed_hosts;  // beyond loopback and listen_host (HostAllowlist)
 };
@@ -39,7 +39,7 @@ struct ApiOptions {
 class Api {
  public:
   Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
-      domain::StackProbe* probe, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
+      ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
       std::set<std::string> available, ApiOptions options);
 
   HttpResponse Handle(const HttpRequest& request);
@@ -86,7 +86,7 @@ class Api {
   RunQueue& queue_;
   RunExecutor& executor_;
   LabMetrics& metrics_;
-  domain::StackProbe* probe_;
+  ReadinessMonitor* readiness_;  // nullptr: no stack parts in /readyz
   StackHealth& health_;
   TokenTable tokens_;
   RateLimiter& limiter_;

@@ -357,8 +357,14 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     auto health = probe_->Check(spec->requires_parts, options_.probe_timeout);
     result["postflight"] = HealthToJson(health);
     std::string bad = Unhealthy(health);
-    health_.SetDirty(!bad.empty(), bad.empty() ? "" : "after run " + queued.id + ": " + bad);
-    metrics_.SetStackDirty(!bad.empty());
+    for (const auto& part : health_.Record(health, "after run " + queued.id)) {
+      reporter.Step("postflight: recovered: " + part);
+      (void)store_.AppendAudit("stack.recovered", part.substr(0, part.find(' ')), "",
+                               Json{{"was", part}, {"checked_after", queued.id}}.dump(
+                                   -1, ' ', false, Json::error_handler_t::replace),
+                               Actor{"system", ""});
+    }
+    metrics_.SetStackDirty(health_.dirty());
     if (!bad.empty()) reporter.Step("postflight: the stack has not recovered: " + bad);
   }
 

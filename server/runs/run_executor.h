@@ -15,32 +15,10 @@
 #include "domain/ports.h"
 #include "server/metrics/lab_metrics.h"
 #include "server/runs/run_queue.h"
+#include "server/runs/stack_health.h"
 #include "server/store/run_store.h"
 
 namespace lab::server {
-
-// Whether the last postflight left the stack dirty; cleared by a later healthy check.
-class StackHealth {
- public:
-  void SetDirty(bool dirty, std::string why) {
-    std::lock_guard lock(mu_);
-    dirty_ = dirty;
-    why_ = std::move(why);
-  }
-  bool dirty() const {
-    std::lock_guard lock(mu_);
-    return dirty_;
-  }
-  std::string why() const {
-    std::lock_guard lock(mu_);
-    return why_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  bool dirty_ = false;  // guarded by mu_
-  std::string why_;     // guarded by mu_
-};
 
 struct ExecutorOptions {
   std::chrono::milliseconds probe_timeout{3000};

@@ -116,7 +116,12 @@ class ApiTest : public ::testing::Test {
     ApiOptions options;
     options.allow_anonymous = true;
     options.openapi_json = "{}";
-    api_ = std::make_unique<Api>(*store_, queue_, *executor_, metrics_, probe, health_,
+    readiness_.reset();
+    if (probe != nullptr) {
+      readiness_ = std::make_unique<ReadinessMonitor>(
+          *probe, health_, std::vector<std::string>{"kafka", "mysql"}, 100ms, 50ms, nullptr);
+    }
+    api_ = std::make_unique<Api>(*store_, queue_, *executor_, metrics_, readiness_.get(), health_,
                                  TokenTable::Parse("").value(), limiter_,
                                  std::set<std::string>{"E-001"}, options);
   }
@@ -178,6 +183,7 @@ class ApiTest : public ::testing::Test {
   RunQueue queue_{10};
   LabMetrics metrics_;
   StackHealth health_;
+  std::unique_ptr<ReadinessMonitor> readiness_;  // not started unless a test starts it
   RateLimiter limiter_{0, 0};
   FakeRunner runner_{"E-001"};
   std::unique_ptr<RunExecutor> executor_;
@@ -520,6 +526,91 @@ TEST_F(ApiTest, CrossSiteRefusalsAreAudited) {
   int refused = 0;
   for (const auto& e : audit["items"]) refused += e.value("action", "") == "request.refused";
   EXPECT_EQ(refused, 2) << audit.dump();
+}
+
+// A stack left dirty becomes clean when a probe finds the part healthy again, without a run
+// (before: /readyz kept stack_dirty true with the old reason until a run of the same parts).
+TEST_F(ApiTest, DirtyStackClearsWhenTheProbeFindsItHealthy) {
+  FakeProbe probe;
+  probe.down_after_first = {"kafka"};
+  MakeApi(&probe);
+  runner_.metrics = GoodE001();
+  Post();
+  ExecuteNext();
+  ASSERT_TRUE(health_.dirty());
+  {
+    std::lock_guard lock(probe.mu);
+    probe.down_after_first.clear();  // kafka is back
+  }
+  readiness_->Start();
+  for (int i = 0; i < 200 && health_.dirty(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(health_.dirty()) << health_.why();
+  auto ready = Body(Call("GET", "/readyz"));
+  EXPECT_FALSE(ready.value("stack_dirty", true)) << ready.dump();
+  EXPECT_TRUE(ready.value("ready", false)) << ready.dump();
+  readiness_.reset();  // joins the monitor before the probe goes away
+}
+
+// Dirt is per part: a later run whose postflight checks only Kafka does not clear MariaDB.
+TEST(StackHealthTest, APartStaysDirtyUntilItIsFoundHealthy) {
+  StackHealth health;
+  health.Record({{"mysql", false, 0, "", "refused"}, {"kafka", true, 0, "", ""}}, "after run a");
+  EXPECT_EQ(health.why(), "mysql: after run a: refused");
+  EXPECT_TRUE(health.Record({{"kafka", true, 0, "", ""}}, "after run b").empty());
+  EXPECT_TRUE(health.dirty());
+  EXPECT_TRUE(health.ClearHealthy({{"redis", false, 0, "", "down"}}).empty());
+  EXPECT_EQ(health.why(), "mysql: after run a: refused");  // a probe alone never dirties
+  auto cleared = health.ClearHealthy({{"mysql", true, 0, "", ""}});
+  EXPECT_EQ(cleared, std::vector<std::string>{"mysql (was: after run a: refused)"});
+  EXPECT_FALSE(health.dirty());
+}
+
+// /readyz never waits for a probe: with the probe stuck (Kafka down made it take ~1 s, on an
+// HTTP I/O thread), it answers from what it has — here "not probed yet" — at once.
+class StuckProbe : public domain::StackProbe {
+ public:
+  std::vector<domain::PartHealth> Check(const std::vector<std::string>& parts,
+                                        std::chrono::milliseconds) override {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.wait_for(lock, 10s, [&] { return released; });
+    std::vector<domain::PartHealth> out;
+    for (const auto& p : parts) out.push_back({p, true, 1.0, "v1", ""});
+    return out;
+  }
+  void Release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;   // guarded by mu
+  bool released = false;  // guarded by mu
+};
+
+TEST_F(ApiTest, ReadyzAnswersWhileTheProbeIsStuck) {
+  StuckProbe probe;
+  MakeApi(&probe);
+  readiness_->Start();
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(probe.mu);
+      if (probe.entered) break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  auto r = Call("GET", "/readyz");
+  {
+    std::lock_guard lock(probe.mu);
+    EXPECT_FALSE(probe.released);  // answered while the probe was still stuck
+  }
+  EXPECT_EQ(r.status, 503);
+  auto body = Body(r);
+  ASSERT_EQ(body["dependencies"].size(), 3u) << body.dump();  // store, kafka, mysql
+  EXPECT_EQ(body["dependencies"][1].value("detail", ""), "not probed yet");
+  probe.Release();
+  readiness_.reset();  // joins the monitor before the probe goes away
 }
 
 }  // namespace
