@@ -1,5 +1,6 @@
 #include "server/http/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -228,7 +229,11 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 HttpServer::HttpServer(IoContextPool& contexts, Api& api, HttpServerOptions options)
-    : contexts_(contexts), api_(api), options_(options), acceptor_(contexts.main()) {}
+    : contexts_(contexts),
+      api_(api),
+      options_(options),
+      acceptor_(contexts.main()),
+      accept_retry_(contexts.main()) {}
 
 domain::Status HttpServer::Listen(const tcp::endpoint& endpoint) {
   beast::error_code ec;
@@ -258,14 +263,41 @@ void HttpServer::StopAccepting() {
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ec;
     acceptor_.close(ec);
+    accept_retry_.cancel();
   });
 }
 
 void HttpServer::DoAccept() {
   acceptor_.async_accept(contexts_.next(), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) std::make_shared<Session>(std::move(socket), api_, options_)->Run();
+    if (ec) {
+      AcceptFailed(ec);
+      return;
+    }
+    if (accept_failures_ > 0) {
+      std::clog << "event=accept.recovered failures=" << accept_failures_ << "\n";
+      accept_failures_ = 0;
+      accept_backoff_ = std::chrono::milliseconds(0);
+    }
+    std::make_shared<Session>(std::move(socket), api_, options_)->Run();
     DoAccept();
+  });
+}
+
+// Out of file descriptors (EMFILE, ENFILE) or memory, an accept fails at once and keeps failing:
+// retrying at once spun a core (10 s of CPU in 13 s, nothing logged). Wait instead, doubling from
+// 10 ms to 1 s, and say so at the first failure and every 50th.
+void HttpServer::AcceptFailed(const boost::system::error_code& ec) {
+  accept_backoff_ = std::clamp(accept_backoff_ * 2, std::chrono::milliseconds(10),
+                               std::chrono::milliseconds(1000));
+  if (accept_failures_++ % 50 == 0) {
+    std::clog << "event=accept.failed error=\"" << ec.message()
+              << "\" failures=" << accept_failures_ << " retry_in_ms=" << accept_backoff_.count()
+              << "\n";
+  }
+  accept_retry_.expires_after(accept_backoff_);
+  accept_retry_.async_wait([this](const boost::system::error_code& wait_ec) {
+    if (!wait_ec && acceptor_.is_open()) DoAccept();
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -34,11 +35,16 @@ class HttpServer {
 
  private:
   void DoAccept();
+  void AcceptFailed(const boost::system::error_code& ec);
 
   IoContextPool& contexts_;
   Api& api_;
   HttpServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  // After a failed accept (EMFILE…), the next one waits: on the main context only.
+  boost::asio::steady_timer accept_retry_;
+  std::chrono::milliseconds accept_backoff_{0};
+  long accept_failures_ = 0;  // in the current streak
 };
 
 }  // namespace lab::server

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,6 +102,7 @@ struct ServerOptions {
   std::map<std::string, std::string> env;  // added to (and overriding) the stack defaults
   bool rate_limit_off = true;              // adds --rate-limit 0 unless false
   std::string listen = "127.0.0.1:0";
+  int max_open_files = 0;  // RLIMIT_NOFILE of the server process; 0 = inherited
 };
 
 // Environment pointing every stack part at a closed port, so E-000 finishes at once and the
@@ -200,6 +202,22 @@ class LabServer {
   }
 
   unsigned short port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // CPU time (user + system) the server process has used so far, from /proc/<pid>/stat.
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {  // fields 14 and 15: utime, stime (ticks)
+      if (i == 14) utime = std::stod(f);
+      if (i == 15) stime = std::stod(f);
+    }
+    return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
   HttpClient client() const { return HttpClient(port_); }
   std::string log() const {
     std::ifstream in(log_file_);
@@ -246,6 +264,11 @@ class LabServer {
     int log_fd = ::open(log_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t pid = ::fork();
     if (pid == 0) {
+      if (options_.max_open_files > 0) {
+        rlimit limit{static_cast<rlim_t>(options_.max_open_files),
+                     static_cast<rlim_t>(options_.max_open_files)};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
       if (log_fd >= 0) {
         ::dup2(log_fd, 1);
         ::dup2(log_fd, 2);
