@@ -594,6 +594,102 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "failed_unrestricted", kEq, 0)},
        60});
 
+  c.push_back(
+      {"E-010",
+       "Redis Cluster multi-key limits",
+       "advanced",
+       "Redis Cluster constrains multi-key work to one slot",
+       "each round runs the same multi-key operations (MSET, MGET, MULTI + one SET per key + "
+       "EXEC pinned to the first key's node, an EVAL over all the keys, a multi-key DEL) on the "
+       "6-node cluster through a client that routes by the first key's slot; a second client "
+       "reads every key back one by one after the writes and after the DEL. failure: plain "
+       "keys, which fall in different slots; success: keys that share a {hash tag}, so one slot "
+       "holds each round's keys; then a client whose slot map is deliberately stale (every slot "
+       "of the phase pointed at the wrong master) runs the same rounds and must follow MOVED. "
+       "practice=off: the success mode uses plain keys too",
+       "ops_failed counts operations the cluster answered with an error (crossslot_errors: the "
+       "CROSSSLOT answers, of MSET/MGET/DEL/EVAL and of an EXEC over two slots of one node; a "
+       "SET queued for a key of another node answers MOVED and its EXEC EXECABORT), "
+       "cross-checked with the masters' own errorstat_CROSSSLOT delta (crossslot_server) and "
+       "the delta of every non-redirect errorstat (errors_server, server_counter); "
+       "values_mismatched and partial_writes (a value of an operation that answered an error) "
+       "are read back key by key, keys_left by SCAN on every master; moved_client counts the "
+       "MOVED answers the clients received and moved_server the masters' errorstat_MOVED delta "
+       "(proves the stale map was really corrected by the server)",
+       {Failure("keys in different slots"), Success("hash-tagged keys; a stale slot map")},
+       {Int("keys", 8, 2, 100, "keys", "keys per multi-key operation"),
+        Int("rounds", 20, 1, 10000, "rounds", "how often each operation runs"), Practice()},
+       {kPartRedisCluster},
+       {kLockRedisCluster},
+       {Cmp("failure", "crossslot_server", kGt, 0, kInc), Cmp("failure", "ops_failed", kGt, 0),
+        Cmp("success", "moved_server", kGt, 0, kInc), Cmp("success", "ops_failed", kEq, 0),
+        Cmp("success", "errors_server", kEq, 0), Cmp("success", "values_mismatched", kEq, 0)},
+       60});
+
+  c.push_back(
+      {"E-011",
+       "Hot key on one shard",
+       "advanced",
+       "a hot key overloads one shard; key splitting + local cache spreads it",
+       "`clients` client threads read for `seconds`, one read in flight each: hot_pct% of the "
+       "reads go to a hot value of `value_bytes`, the rest to a Zipf(0.99) tail of 1000 small "
+       "keys placed by slot so every master holds an equal share of the tail's reads. failure: "
+       "the hot value is one key, so one master serves it. success: it is written to `copies` "
+       "keys placed by slot round-robin over the masters, each read picks one, and each client "
+       "keeps it in a local cache for `cache_ms`. practice=off: the success mode reads the "
+       "single hot key without a cache",
+       "ops_<port> are each master's GET calls during the load (INFO commandstats delta, "
+       "server_counter), ops_server their sum (cross-checked with the clients' reads_sent); "
+       "load_ratio is the busiest master's over the least busy one's; cpu_<port>_ms the "
+       "masters' used_cpu delta (INFO cpu); p50_ms/p99_ms the clients' own latency over all "
+       "reads (client clocks, a cache hit counted as 0 ms); cache_hits the clients' count; the "
+       "details give each master's tail p99, showing what the hot key does to its neighbours",
+       {Failure("one hot key on one master"), Success("key splitting + local cache")},
+       {Int("clients", 8, 1, 64, "clients", "load threads"),
+        Int("seconds", 3, 1, 60, "s", "load duration per mode"),
+        Int("hot_pct", 50, 1, 100, "%", "share of reads that go to the hot key"),
+        Int("copies", 12, 3, 256, "keys", "copies of the hot key (success)"),
+        Int("cache_ms", 100, 0, 10000, "ms", "local cache TTL (success)"),
+        Int("value_bytes", 65536, 16, 1048576, "bytes", "size of the hot value"), Practice()},
+       {kPartRedisCluster},
+       {kLockRedisCluster},
+       {Cmp("failure", "ops_server", kGt, 0, kInc), Cmp("success", "ops_server", kGt, 0, kInc),
+        Ratio("failure", "load_ratio", kGe, 2, "success", "load_ratio"),
+        Ratio("failure", "p99_ms", kGt, 1, "success", "p99_ms")},
+       90});
+
+  c.push_back(
+      {"E-050",
+       "Cluster mode breaks single-node code",
+       "redis-ops",
+       "a serverless/cluster-mode target breaks code written for a single node",
+       "one application workload (multi-key DEL, MULTI/EXEC over several keys, KEYS and one "
+       "SCAN loop to list its keys, a Lua script touching a key it did not declare, SELECT 1, "
+       "pub/sub with SUBSCRIBE and PUBLISH on different nodes) runs against the standalone "
+       "Redis and against the cluster, reached as naively ported code does: keyed commands "
+       "routed by their first key's slot, a transaction on its first key's node, commands "
+       "without a key on one node. failure: the code as written for one node; success: the "
+       "cluster-safe rewrite (hash tags, SCAN on every master, declared keys, no SELECT; pub/sub "
+       "unchanged). FLUSHDB is not run: the stack is shared. practice=off: the success mode "
+       "runs the original code",
+       "failed_standalone and failed_cluster count operations that answered an error or a "
+       "wrong result, judged by reading the effect back (keys left after the DEL, values after "
+       "the transaction and the script, a listing against the keys stored, counted by SCAN on "
+       "every master, messages received); errors_server_cluster and errors_server_standalone "
+       "are the servers' INFO errorstats deltas (server_counter), beside the error replies the "
+       "code received (errors_cluster, errors_standalone); the table of operations in the "
+       "details gives each one's answer on each target. The undeclared key of the Lua script "
+       "falls on the node of the declared one in about a third of runs, and Redis 7.0 lets a "
+       "script reach a key of its own node: the table then says it works on both",
+       {Failure("code written for one node"), Success("the cluster-safe rewrite")},
+       {Practice()},
+       {kPartRedis, kPartRedisCluster},
+       {kLockRedisCluster, kLockRedisServer},
+       {Cmp("failure", "failed_standalone", kEq, 0), Cmp("failure", "failed_cluster", kGt, 0),
+        Cmp("success", "failed_standalone", kEq, 0), Cmp("success", "failed_cluster", kEq, 0),
+        Cmp("success", "errors_server_cluster", kEq, 0)},
+       60});
+
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
     ExperimentSpec e;
@@ -607,15 +703,6 @@ std::vector<ExperimentSpec> Build() {
     e.requires_parts = std::move(parts);
     c.push_back(std::move(e));
   };
-  const std::vector<std::string> kRc = {kPartRedisCluster};
-  advanced("E-010", "Redis Cluster multi-key limits", "advanced",
-           "Redis Cluster constrains multi-key work to one slot",
-           "MSET/MGET/Lua across slots -> CROSSSLOT; with hash tags -> works; stale slot map -> "
-           "MOVED counted",
-           kRc);
-  advanced("E-011", "Hot key on one shard", "advanced",
-           "a hot key overloads one shard; key splitting + local cache spreads it",
-           "skewed load on a cluster; per-node ops from INFO commandstats", kRc);
   advanced("E-012", "read_committed skips aborted transactions", "advanced",
            "read_committed skips aborted transactions (offset gaps are normal)",
            "produce in a transaction, abort; produce committed ones", {kPartKafka});
@@ -647,9 +734,6 @@ std::vector<ExperimentSpec> Build() {
            "coupon issuance under concurrency oversells unless atomic",
            "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup",
            {kPartMysql, kPartRedis});
-  advanced("E-050", "Cluster mode breaks single-node code", "redis-ops",
-           "a serverless/cluster-mode target breaks code written for a single node",
-           "the same workload on standalone vs cluster mode", {kPartRedis, kPartRedisCluster});
   advanced("N03", "Caller-runs executor", "resilience",
            "a caller-runs executor blocks its caller under overload; abort + bulkhead keeps it "
            "responsive",

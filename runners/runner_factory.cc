@@ -24,8 +24,11 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeSlowlogP99(config));
   runners.push_back(MakePubsubVsStreams(config));
   runners.push_back(MakeRestrictedCommands(config));
+  runners.push_back(MakeClusterMultiKey(config));
+  runners.push_back(MakeHotKey(config));
   runners.push_back(MakeOnlineResharding(config));
   runners.push_back(MakeFailoverDrill(config));
+  runners.push_back(MakeClusterModeBreaks(config));
   return runners;
 }
 

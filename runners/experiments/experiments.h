@@ -28,8 +28,12 @@ std::unique_ptr<domain::ExperimentRunner> MakeSlowlogP99(const StackConfig& conf
 std::unique_ptr<domain::ExperimentRunner> MakePubsubVsStreams(const StackConfig& config);  // E-048
 std::unique_ptr<domain::ExperimentRunner> MakeRestrictedCommands(
     const StackConfig& config);  // E-049
+std::unique_ptr<domain::ExperimentRunner> MakeClusterMultiKey(const StackConfig& config);  // E-010
+std::unique_ptr<domain::ExperimentRunner> MakeHotKey(const StackConfig& config);           // E-011
 std::unique_ptr<domain::ExperimentRunner> MakeOnlineResharding(
     const StackConfig& config);                                                          // E-044
 std::unique_ptr<domain::ExperimentRunner> MakeFailoverDrill(const StackConfig& config);  // E-045
+std::unique_ptr<domain::ExperimentRunner> MakeClusterModeBreaks(
+    const StackConfig& config);  // E-050
 
 }  // namespace lab::runners
