@@ -23,8 +23,11 @@ void ParseSlotField(const std::string& field, ClusterNode& node) {
   if (field.empty()) return;
   if (field.front() == '[') {
     const auto dash = field.find('-');
-    if (int slot = ToInt(std::string_view(field).substr(1, dash - 1)); slot >= 0)
-      node.open_slots.push_back(slot);
+    const int slot = ToInt(std::string_view(field).substr(1, dash - 1));
+    if (slot < 0 || dash == std::string::npos || dash + 3 > field.size()) return;
+    ClusterNode::OpenSlot open{slot, field[dash + 1] == '>',
+                               field.substr(dash + 3, field.size() - dash - 4)};
+    node.open_slots.push_back(std::move(open));
     return;
   }
   const auto dash = field.find('-');
@@ -275,7 +278,11 @@ namespace {
 // One pass of the restore; returns what it did ("" when nothing).
 Result<std::string> RestoreStep(NodePool& pool, const std::vector<std::string>& seeds,
                                 const Intent& intent, const std::vector<ClusterNode>& nodes) {
-  // Open slots: each node reports its own on its `myself` line.
+  // Open slots: each node reports its own on its `myself` line. A half-done migration is
+  // finished in its own direction (the slot-owner pass below then moves it back with every key):
+  // making both sides STABLE would strand the keys already moved on a node that does not own
+  // their slot, where no command can reach or delete them.
+  std::vector<std::pair<std::string, ClusterNode::OpenSlot>> importing;
   for (const auto& seed : seeds) {
     auto conn = pool.Get(seed);
     if (!conn) continue;
@@ -283,13 +290,30 @@ Result<std::string> RestoreStep(NodePool& pool, const std::vector<std::string>& 
     if (!own) continue;
     for (const auto& n : *own) {
       if (!n.myself) continue;
-      for (int slot : n.open_slots) {
-        if (auto r = pool.Run(seed, {"CLUSTER", "SETSLOT", std::to_string(slot), "STABLE"}); !r)
-          return r.error();
+      for (const auto& open : n.open_slots) {
+        const ClusterNode* peer = ById(nodes, open.peer_id);
+        if (!open.migrating || peer == nullptr || peer->Failing()) {
+          importing.emplace_back(seed, open);
+          continue;
+        }
+        SlotMigration m(pool, nodes, open.slot, seed, peer->addr);
+        if (auto s = m.Begin(); !s) return s.error();
+        for (int i = 0; i < 100000; ++i) {  // bounded: 10M keys per slot
+          auto k = m.MoveKeys(100);
+          if (!k) return k.error();
+          if (*k == 0) break;
+        }
+        if (auto s = m.Finish(); !s) return s.error();
+        return "finished the half-done migration of slot " + std::to_string(open.slot) + " " +
+               seed + " -> " + peer->addr + " (open slot closed)";
       }
-      if (!n.open_slots.empty())
-        return seed + ": closed " + std::to_string(n.open_slots.size()) + " open slot(s)";
     }
+  }
+  // What no live node is migrating away (its source was made stable, or is gone): stable.
+  for (const auto& [addr, open] : importing) {
+    if (auto r = pool.Run(addr, {"CLUSTER", "SETSLOT", std::to_string(open.slot), "STABLE"}); !r)
+      return r.error();
+    return addr + ": slot " + std::to_string(open.slot) + " made stable (open slot closed)";
   }
   // Roles: a node that should be a master but is a healthy replica takes over from its master.
   for (const auto& addr : intent.masters) {

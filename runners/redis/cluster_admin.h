@@ -25,7 +25,13 @@ struct ClusterNode {
   std::string flags;      // as printed: "myself,master", "slave,fail", …
   bool connected = false;
   std::vector<std::pair<int, int>> slots;  // ranges owned
-  std::vector<int> open_slots;             // MIGRATING/IMPORTING (only on the `myself` line)
+  // A slot this node is migrating to, or importing from, `peer_id` (only on the `myself` line).
+  struct OpenSlot {
+    int slot = 0;
+    bool migrating = false;
+    std::string peer_id;
+  };
+  std::vector<OpenSlot> open_slots;
   // Flags that say the node is not a healthy member: fail, fail?, handshake, noaddr.
   bool Failing() const;
 };

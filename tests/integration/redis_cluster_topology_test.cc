@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "runners/experiments/experiment_base.h"
 #include "runners/redis/cluster_admin.h"
 #include "tests/integration/api_harness.h"
 #include "tests/integration/redis_support.h"
@@ -34,6 +35,27 @@ void ExpectClusterAsBefore(const runners::redis::ClusterView& before) {
   EXPECT_EQ(now.nodes.size(), 6u);
 }
 
+// Keys under the run's cluster key prefixes, counted by SCAN on every master.
+long long KeysLeft(const RunOutcome& o) {
+  long long left = 0;
+  runners::redis::NodePool pool(2000ms);
+  for (const auto& a : o.artifacts) {
+    if (a.kind != runners::kArtifactClusterKeys) continue;
+    for (const auto& n : Cluster().nodes) {
+      if (!n.master) continue;
+      std::string cursor = "0";
+      for (int i = 0; i < 10000; ++i) {
+        auto r = pool.Run(n.addr, {"SCAN", cursor, "MATCH", a.name + "*", "COUNT", "1000"});
+        if (!r || r->elements.size() != 2) return -1;
+        cursor = r->elements[0].str;
+        left += static_cast<long long>(r->elements[1].elements.size());
+        if (cursor == "0") break;
+      }
+    }
+  }
+  return left;
+}
+
 runners::redis::ClusterView HealthyCluster() {
   auto view = Cluster();
   EXPECT_EQ(view.problems, "") << "the cluster is not healthy before the test";
@@ -58,6 +80,7 @@ TEST(Integration, E044OnlineResharding) {
             MetricOf(o, "failure", "ask_client") + MetricOf(o, "failure", "moved_client"));
   EXPECT_TRUE(PostflightClean(o)) << Describe(o);
   ExpectClusterAsBefore(before);
+  EXPECT_EQ(KeysLeft(o), 0);
 }
 
 // practice=off: the success mode's client treats redirections as errors as well.
@@ -100,6 +123,9 @@ TEST(Integration, E044CancelledMidMigrationRestoresSlots) {
   EXPECT_NE(restores.find("open slot"), std::string::npos) << restores;
   EXPECT_NE(restores.find("moved back"), std::string::npos) << restores;
   ExpectClusterAsBefore(before);
+  // Every key came back with its slot and was deleted: none stranded on a node that does not
+  // own its slot (closing both sides of the open slot did strand them).
+  EXPECT_EQ(KeysLeft(o), 0) << restores;
 }
 
 // The replica is cut off while the master acknowledges writes alone, then the master dies: the

@@ -40,7 +40,15 @@ TEST(ClusterNodes, OpenSlotsAndMovedSlotsAreSeen) {
   auto nodes = ParseClusterNodes(
       "a1 127.0.0.1:17001@27001 myself,master - 0 0 1 connected 0-99 101-5460 [100->-a2]\n"
       "a2 127.0.0.1:17002@27002 master - 0 0 2 connected 100 5461-16383\n");
-  ASSERT_EQ(nodes[0].open_slots, std::vector<int>{100});
+  ASSERT_EQ(nodes[0].open_slots.size(), 1u);
+  EXPECT_EQ(nodes[0].open_slots[0].slot, 100);
+  EXPECT_TRUE(nodes[0].open_slots[0].migrating);
+  EXPECT_EQ(nodes[0].open_slots[0].peer_id, "a2");
+  auto importing = ParseClusterNodes(
+      "a2 127.0.0.1:17002@27002 myself,master - 0 0 2 connected 5461-16383 [100-<-a1]\n");
+  ASSERT_EQ(importing[0].open_slots.size(), 1u);
+  EXPECT_FALSE(importing[0].open_slots[0].migrating);
+  EXPECT_EQ(importing[0].open_slots[0].peer_id, "a1");
   EXPECT_EQ(TopologyText(nodes),
             "127.0.0.1:17001 master 0-99,101-5460; 127.0.0.1:17002 master 100,5461-16383");
   EXPECT_EQ(TopologyProblems(nodes), "127.0.0.1:17001 has 1 slot(s) migrating or importing");
