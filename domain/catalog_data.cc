@@ -690,6 +690,136 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "errors_server_cluster", kEq, 0)},
        60});
 
+  c.push_back(
+      {"E-018",
+       "Rebalance storms",
+       "advanced",
+       "slow handlers cause rebalance storms; tuning stops them",
+       "`events` records wait in a topic of 6 partitions; `consumers` real group members (one "
+       "librdkafka consumer each) poll a batch, apply each record (`process_ms` of work, then a "
+       "side_effect row in MariaDB) and commit its offset right after it; max.poll.interval.ms "
+       "is 6000. failure: the eager assignor (range) and batches of up to 300 (150 records at 60 "
+       "ms are 9 s of work between polls): a member still busy after 6 s is dropped from the "
+       "group, every member "
+       "gives up every partition, the dropped member's commits fail and its later work is "
+       "applied again by the next owner. success: cooperative-sticky, static membership "
+       "(group.instance.id) and batches of 20. practice=off: the failure mode's settings",
+       "side_effects, distinct_applied, duplicates (side_effects - distinct) and lost (events - "
+       "distinct) are counted in MariaDB; committed_to_end is the group coordinator's committed "
+       "offsets against each partition's end; max_poll_exceeded (librdkafka's "
+       "MAX_POLL_EXCEEDED events: proves the slow handler really overran), rebalances (callbacks), "
+       "partitions_revoked and commit_failures are the members' own counts; drain_ms and "
+       "events_per_s the time until everything was applied and committed. More than 60 "
+       "rebalances with cooperative-sticky is reported as librdkafka 2.0.2's rejoin loop (a "
+       "client-library failure), never as the phenomenon",
+       {Failure("eager assignor, batches longer than max.poll.interval.ms"),
+        Success("cooperative-sticky + static membership + bounded batches")},
+       {Int("events", 450, 60, 100000, "events", "records to process"),
+        Int("consumers", 3, 2, 6, "consumers", "group members"),
+        Int("process_ms", 60, 40, 1000, "ms",
+            "work per record; a failure-mode batch must take more than the 6 s poll interval "
+            "(max_poll_exceeded says whether it did)"),
+        Practice()},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("failure", "max_poll_exceeded", kGt, 0, kInc), Cmp("failure", "duplicates", kGt, 0),
+        Ratio("failure", "partitions_revoked", kGt, 1, "success", "partitions_revoked"),
+        Cmp("success", "max_poll_exceeded", kEq, 0), Cmp("success", "duplicates", kEq, 0),
+        Cmp("success", "lost", kEq, 0), Cmp("success", "committed_to_end", kEq, 1, kInc),
+        Cmp("failure", "lost", kEq, 0)},
+       150});
+  c.push_back(
+      {"E-019",
+       "Deadlocks from lock order",
+       "advanced",
+       "concurrent transfers that lock two rows in opposite orders deadlock (error 1213) and, "
+       "without a retry, lose transfers; locking in one global order plus a bounded retry with "
+       "backoff and a DLQ leaves no deadlock and loses nothing",
+       "transfer requests between a few accounts (random directions, the same seeded workload in "
+       "both modes) are written to transfer_request first; `threads` threads, one MariaDB "
+       "connection each, carry them out, each transfer one transaction: UPDATE the first "
+       "account, the transfer's work while holding that row lock (hold_ms: a fee lookup, a fraud "
+       "check), UPDATE the second account, INSERT a transfer_log row, COMMIT. failure: debit "
+       "first, then credit, so A->B and B->A lock in opposite orders; a failed transfer is given "
+       "up (no retry). success: the two UPDATEs in ascending account id order; 1213/1205 retried "
+       "up to max_retries times with exponential backoff and jitter; what still fails goes to "
+       "transfer_dlq. practice=off: the success mode runs the failure practice",
+       "applied (transfer_log rows), dlq (transfer_dlq rows) and lost (requests in neither) are "
+       "read back; money_drift is the sum of balances minus what the accounts started with (0: "
+       "money is conserved in both modes, a deadlock rolls the whole transfer back); "
+       "ledger_mismatches counts accounts whose balance differs from the start plus their "
+       "applied transfers (the log agrees with the balances). deadlocks_server and "
+       "row_lock_waits are deltas of the server's Innodb_deadlocks and Innodb_row_lock_waits "
+       "(server-wide counters: the run holds the mysql-server lock so no other run holding it "
+       "adds to them), deadlocks_client the 1213 answers the run's connections got; "
+       "row_lock_waits > 0 proves the transfers really contended in both modes",
+       {Failure("opposite lock order, no retry"),
+        Success("ascending lock order, retry with backoff, DLQ")},
+       {Int("threads", 8, 2, 64, "threads", "concurrent transfer threads (one connection each)"),
+        Int("transfers", 40, 1, 10000, "transfers", "transfers per thread"),
+        Int("accounts", 4, 2, 100000, "accounts", "accounts the transfers move money between"),
+        Int("hold_ms", 5, 0, 1000, "ms",
+            "the transfer's work between its two UPDATEs, holding the first row lock"),
+        Int("max_retries", 5, 0, 50, "retries", "success: retries of a 1213/1205 before the DLQ"),
+        Int("backoff_ms", 5, 1, 1000, "ms", "success: first backoff, doubled per retry (cap 1 s)"),
+        Practice()},
+       {kPartMysql},
+       {kLockMysqlServer},
+       {Cmp("failure", "row_lock_waits", kGt, 0, kInc),
+        Cmp("failure", "deadlocks_client", kGt, 0, kInc),
+        Cmp("failure", "ledger_mismatches", kEq, 0, kInc),
+        Cmp("failure", "deadlocks_server", kGt, 0), Cmp("failure", "lost", kGt, 0),
+        Cmp("failure", "money_drift", kEq, 0), Cmp("success", "row_lock_waits", kGt, 0, kInc),
+        Cmp("success", "applied", kGt, 0, kInc), Cmp("success", "ledger_mismatches", kEq, 0, kInc),
+        Cmp("success", "deadlocks_server", kEq, 0), Cmp("success", "deadlocks_client", kEq, 0),
+        Cmp("success", "lost", kEq, 0), Cmp("success", "money_drift", kEq, 0)},
+       90});
+  c.push_back(
+      {"E-024",
+       "Coupon oversell",
+       "advanced",
+       "coupon issuance under concurrency oversells unless the decision is atomic; an atomic "
+       "conditional UPDATE and a Redis Lua script with per-user dedup issue exactly the stock",
+       "a coupon with limited stock; `clients` threads (one MariaDB connection each, and one "
+       "Redis connection for the Redis fix) serve `requests` requests, requests_per_user of them "
+       "per user arriving together (a double click, a retry), more distinct users than coupons. "
+       "Each request does its work (think_ms: user validation, a fraud check). failure: "
+       "read-then-write in a REPEATABLE READ transaction without a lock: SELECT the stock and "
+       "whether the user holds one, the work (between the read and the write, where such code "
+       "decides from what it read), UPDATE stock = read - 1, INSERT the coupon. success: two "
+       "fixes on their own stock: atomic_update (UPDATE ... SET stock = stock - 1 WHERE stock > "
+       "0, the affected rows decide; a unique per-user key refuses a second coupon) and redis "
+       "(a Lua script: SISMEMBER the user, stock > 0, DECR, SADD; the coupon recorded in "
+       "MariaDB with the same unique key; a failed record compensated in Redis). practice=off: "
+       "both fixes run the read-then-write",
+       "issued counts coupon_issue rows (read back), oversold = issued - stock, duplicates = "
+       "rows - distinct users; stock_left is the stock read back (MariaDB's row; the Redis "
+       "counter for redis) and stock_mismatch = issued - (stock - stock_left) the decrements "
+       "the blind write lost; for redis, users (SCARD) and record_mismatch = users - issued "
+       "check that every coupon Redis granted has its durable row. accepted, sold_out, "
+       "duplicate_refused and errors are what clients were told; requests_per_s compares "
+       "throughput (think_ms=0 compares the decision alone). The success mode reports each metric "
+       "per fix (suffix _atomic_update, _redis)",
+       {Failure("read-then-write without a lock"),
+        Success("atomic conditional UPDATE; Redis Lua with per-user dedup + MariaDB record")},
+       {Int("clients", 16, 2, 128, "clients", "concurrent clients (one connection each)"),
+        Int("requests", 320, 2, 100000, "requests", "requests per variant"),
+        Int("stock", 50, 1, 50000, "coupons", "coupons in stock (fewer than distinct users)"),
+        Int("requests_per_user", 2, 1, 10, "requests", "requests each user sends together"),
+        Int("think_ms", 5, 0, 1000, "ms", "each request's work (see how)"), Practice()},
+       {kPartMysql, kPartRedis},
+       {},
+       {Cmp("failure", "issued", kGt, 0, kInc), Cmp("failure", "oversold", kGt, 0),
+        Cmp("success", "errors_atomic_update", kEq, 0, kInc),
+        Cmp("success", "errors_redis", kEq, 0, kInc),
+        Cmp("success", "oversold_atomic_update", kEq, 0),
+        Cmp("success", "duplicates_atomic_update", kEq, 0),
+        Cmp("success", "stock_left_atomic_update", kEq, 0),
+        Cmp("success", "oversold_redis", kEq, 0), Cmp("success", "duplicates_redis", kEq, 0),
+        Cmp("success", "stock_left_redis", kEq, 0),
+        Cmp("success", "record_mismatch_redis", kEq, 0)},
+       90});
+
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
     ExperimentSpec e;
@@ -714,15 +844,6 @@ std::vector<ExperimentSpec> Build() {
            "the registry's compatibility rule blocks breaking changes before they ship",
            "BACKWARD; register V1; breaking V2 rejected (409); compatible V2 accepted",
            {kPartRegistry});
-  advanced("E-018", "Rebalance storms", "advanced",
-           "slow handlers cause rebalance storms; tuning stops them",
-           "processing longer than max.poll.interval.ms, eager vs cooperative-sticky + static "
-           "membership",
-           {kPartKafka});
-  advanced("E-019", "Deadlocks from lock order", "advanced",
-           "opposite lock order deadlocks; ordering and retry fix it",
-           "concurrent transactions locking rows in opposite order (1213) vs ordered locking",
-           {kPartMysql});
   advanced("E-022", "Controlled backfill", "advanced",
            "an uncontrolled backfill hurts live traffic; a controlled one does not and resumes",
            "one big pass vs sharded, batched, rate-limited, checkpointed backfill", {kPartMysql});
@@ -730,10 +851,6 @@ std::vector<ExperimentSpec> Build() {
            "partial outages should degrade, not collapse",
            "Redis down, MySQL down, Kafka down in turn: breaker, stale reads, outbox accumulation",
            {kPartKafka, kPartMysql, kPartRedis});
-  advanced("E-024", "Coupon oversell", "advanced",
-           "coupon issuance under concurrency oversells unless atomic",
-           "read-then-write vs atomic UPDATE vs Redis DECR/Lua with per-user dedup",
-           {kPartMysql, kPartRedis});
   advanced("N03", "Caller-runs executor", "resilience",
            "a caller-runs executor blocks its caller under overload; abort + bulkhead keeps it "
            "responsive",

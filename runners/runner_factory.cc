@@ -29,6 +29,9 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeOnlineResharding(config));
   runners.push_back(MakeFailoverDrill(config));
   runners.push_back(MakeClusterModeBreaks(config));
+  runners.push_back(MakeRebalanceStorms(config));
+  runners.push_back(MakeLockOrderDeadlocks(config));
+  runners.push_back(MakeCouponOversell(config));
   return runners;
 }
 

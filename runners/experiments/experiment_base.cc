@@ -19,10 +19,11 @@ namespace lab::runners {
 namespace {
 
 // Tables whose rows carry run_ns (migrations/mysql); cleanup deletes a run's rows from each.
-const char* const kRunTables[] = {"orders",           "outbox_event", "processed_event",
-                                  "order_projection", "side_effect",  "replay_audit",
-                                  "product",          "db_read_log",  "cache_truth",
-                                  "lock_interval",    "fenced_write", "fenced_resource"};
+const char* const kRunTables[] = {
+    "orders",       "outbox_event",    "processed_event",  "order_projection", "side_effect",
+    "replay_audit", "product",         "db_read_log",      "cache_truth",      "lock_interval",
+    "fenced_write", "fenced_resource", "transfer_account", "transfer_request", "transfer_log",
+    "transfer_dlq", "coupon_stock",    "coupon_issue"};
 
 bool IsOurChild(pid_t pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");

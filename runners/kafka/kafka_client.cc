@@ -321,6 +321,7 @@ void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     }
   } else {
     self->assigned_ = 0;
+    self->revoked_ += partitions->cnt;
     if (cooperative) {
       ErrorHandle e(rd_kafka_incremental_unassign(rk, partitions));
     } else {
@@ -391,6 +392,7 @@ Result<std::vector<Message>> Consumer::Poll(std::size_t max, Ms timeout) {
       if (!out.empty()) break;
       continue;
     }
+    if (msg->err == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED) ++max_poll_exceeded_;
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Transient consumer errors (broker down, transport) are not data; report fatal ones.
       if (msg->err == RD_KAFKA_RESP_ERR__FATAL ||

@@ -128,6 +128,12 @@ class Consumer {
   std::vector<TopicPartitionOffset> Assignment() const;
   int rebalances() const { return rebalances_; }
   int assigned_count() const { return assigned_; }
+  // Partitions taken away by rebalances so far (every one, eager; only the moved ones,
+  // cooperative).
+  int revoked_partitions() const { return revoked_; }
+  // Times librdkafka reported that this member left the group because the application did not
+  // poll within max.poll.interval.ms (it rejoins on the next poll).
+  int max_poll_exceeded() const { return max_poll_exceeded_; }
   // librdkafka 2.0.2 can form a group without a just-created topic's partitions (the leader's
   // metadata was older than the topic) and does not rebalance again by itself: every member
   // waits with an empty assignment. When this member's last assignment was empty for `after`
@@ -149,6 +155,8 @@ class Consumer {
   bool closed_ = false;
   int rebalances_ = 0;
   int assigned_ = 0;
+  int revoked_ = 0;
+  int max_poll_exceeded_ = 0;
   std::vector<std::string> subscription_;
   // Set while the last rebalance assigned nothing (a pending join is not that).
   std::optional<std::chrono::steady_clock::time_point> empty_assignment_since_;
