@@ -820,6 +820,91 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "record_mismatch_redis", kEq, 0)},
        90});
 
+  c.push_back(
+      {"E-012",
+       "read_committed skips aborted transactions",
+       "advanced",
+       "read_committed skips aborted transactions (offset gaps are normal) and still reaches "
+       "the end of the log; read_uncommitted applies the aborted records as phantom side effects",
+       "a transactional producer interleaves committed and aborted transactions (every "
+       "abort_every-th aborted after its records were delivered, so they are in the log) and, "
+       "halfway, a zombie: its open transaction is fenced by a second producer with the same "
+       "transactional.id (init_transactions bumps the epoch, the coordinator aborts it, the "
+       "zombie's commit is refused). A consumer runs beside the producer from the beginning and "
+       "writes one txn_effect row in MariaDB per record it receives. failure: the consumer reads "
+       "read_uncommitted; success: read_committed. practice=off: the success mode's consumer "
+       "reads read_uncommitted",
+       "committed and aborted count the records of committed and of aborted or fenced "
+       "transactions as the producer API answered (kafka_txn); committed_in_log and "
+       "aborted_in_log count them in the log, read back with a fresh read_uncommitted consumer "
+       "(aborted_in_log > 0: aborted records really are there); fenced is 1 when the zombie's "
+       "commit was refused as fenced. applied counts txn_effect rows and phantoms those whose "
+       "transaction did not commit (SQL join with kafka_txn). gaps counts the offsets below the "
+       "end the consumer never received, classified against the read-back: gap_markers "
+       "(transaction markers, never delivered at any isolation level), gap_aborted_records, "
+       "gap_committed_records (a loss, must be 0); markers = high watermark - data records. "
+       "reached_end is 1 when the consumer's fetches reached the high watermark of every "
+       "partition once no transaction was open (last stable offset = high watermark), "
+       "catch_up_ms the time from then; aborted_visible_read_committed is a second, fresh "
+       "read_committed reader's count of aborted records",
+       {Failure("the consumer reads read_uncommitted"),
+        Success("the consumer reads read_committed")},
+       {Int("transactions", 20, 2, 500, "transactions",
+            "transactions of the producer (the zombie comes on top)"),
+        Int("records_per_txn", 10, 1, 1000, "records", "records in each transaction"),
+        Int("abort_every", 3, 2, 100, "transactions", "every Nth transaction is aborted"),
+        Int("partitions", 3, 1, 12, "partitions", "partitions of the topic"), Practice()},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("failure", "aborted_in_log", kGt, 0, kInc), Cmp("failure", "fenced", kEq, 1, kInc),
+        Cmp("failure", "reached_end", kEq, 1, kInc), Cmp("failure", "phantoms", kGt, 0),
+        Cmp("success", "aborted_in_log", kGt, 0, kInc), Cmp("success", "fenced", kEq, 1, kInc),
+        Cmp("success", "phantoms", kEq, 0),
+        Ratio("success", "applied", kEq, 1, "success", "committed_in_log"),
+        Cmp("success", "gaps", kGt, 0), Cmp("success", "gap_committed_records", kEq, 0),
+        Cmp("success", "reached_end", kEq, 1)},
+       90});
+  c.push_back(
+      {"E-015",
+       "Registry compatibility gate",
+       "advanced",
+       "the registry's compatibility rule blocks breaking changes before they ship",
+       "V1 Order{id, amount double} is registered under the run's subject, which gets its own "
+       "compatibility rule (the registry's global rule is only read, before and after), and V1 "
+       "records are produced. Then a breaking V2 (amount becomes a string) and a compatible V2 (a "
+       "new field with a default) are each checked with the compatibility endpoint and "
+       "registered by the producer, which writes records with each schema the registry accepts. "
+       "failure: the subject's rule is NONE; success: BACKWARD, and the breaking V2 ships "
+       "through the escape hatch instead: a new subject on a new topic, read by a V2 consumer. "
+       "A V1 consumer (writer schema by the record's id, resolved into V1 with avro-c) reads "
+       "the topic from the beginning. practice=off: the success mode's rule is NONE too",
+       "breaking_registered / breaking_rejected are the registry's answer to the breaking V2 "
+       "(200 or 409, with its message in the details), breaking_in_registry reads the subject's "
+       "versions back; records_v1, records_v2_breaking and records_v2_compatible count the "
+       "topic's records by the schema id in their header (read back); parse_failures counts the "
+       "records the V1 consumer could not read (failures_valid_writer: those whose bytes decode "
+       "with their own writer schema, genuine V2 data); escape_hatch_registered and "
+       "escape_decoded_v2 show the new subject taking the breaking schema; "
+       "global_rule_unchanged is 1 when the global rule read after the mode equals the one "
+       "before",
+       {Failure("subject rule NONE: the breaking V2 is registered and produced"),
+        Success("subject rule BACKWARD: breaking V2 rejected, compatible V2 accepted, new "
+                "subject as the escape hatch")},
+       {Int("events", 30, 1, 100000, "records", "records produced with each accepted schema"),
+        Practice()},
+       {kPartKafka, kPartRegistry},
+       {},
+       {Cmp("failure", "breaking_registered", kEq, 1, kInc),
+        Cmp("failure", "records_v2_breaking", kGt, 0, kInc),
+        Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "records_v1", kGt, 0, kInc),
+        Cmp("success", "breaking_rejected", kEq, 1), Cmp("success", "breaking_in_registry", kEq, 0),
+        Cmp("success", "compatible_registered", kEq, 1),
+        Cmp("success", "records_v2_compatible", kGt, 0, kInc),
+        Cmp("success", "parse_failures", kEq, 0),
+        Ratio("success", "decoded", kEq, 1, "success", "records_in_topic"),
+        Cmp("success", "escape_hatch_registered", kEq, 1)},
+       90});
+
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
     ExperimentSpec e;
@@ -833,17 +918,10 @@ std::vector<ExperimentSpec> Build() {
     e.requires_parts = std::move(parts);
     c.push_back(std::move(e));
   };
-  advanced("E-012", "read_committed skips aborted transactions", "advanced",
-           "read_committed skips aborted transactions (offset gaps are normal)",
-           "produce in a transaction, abort; produce committed ones", {kPartKafka});
   advanced("E-014", "processed_event retention strategies", "advanced",
            "processed_event retention strategies differ in cost",
            "batched DELETE by age vs archive-and-delete vs partition DROP under insert load",
            {kPartMysql});
-  advanced("E-015", "Registry compatibility gate", "advanced",
-           "the registry's compatibility rule blocks breaking changes before they ship",
-           "BACKWARD; register V1; breaking V2 rejected (409); compatible V2 accepted",
-           {kPartRegistry});
   advanced("E-022", "Controlled backfill", "advanced",
            "an uncontrolled backfill hurts live traffic; a controlled one does not and resumes",
            "one big pass vs sharded, batched, rate-limited, checkpointed backfill", {kPartMysql});

@@ -32,6 +32,8 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeRebalanceStorms(config));
   runners.push_back(MakeLockOrderDeadlocks(config));
   runners.push_back(MakeCouponOversell(config));
+  runners.push_back(MakeReadCommitted(config));
+  runners.push_back(MakeCompatibilityGate(config));
   return runners;
 }
 

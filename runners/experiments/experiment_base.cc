@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -23,7 +24,7 @@ const char* const kRunTables[] = {
     "orders",       "outbox_event",    "processed_event",  "order_projection", "side_effect",
     "replay_audit", "product",         "db_read_log",      "cache_truth",      "lock_interval",
     "fenced_write", "fenced_resource", "transfer_account", "transfer_request", "transfer_log",
-    "transfer_dlq", "coupon_stock",    "coupon_issue"};
+    "transfer_dlq", "coupon_stock",    "coupon_issue",     "kafka_txn",        "txn_effect"};
 
 bool IsOurChild(pid_t pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");
@@ -275,6 +276,26 @@ domain::Status ExperimentBase::CreateRedisAclUser(const domain::RunContext& ctx,
                              "redis: ACL SETUSER " + user + ": " + set->str);
   }
   return {};
+}
+
+bool ExperimentBase::AllBrokersKnow(const std::string& topic, int partitions,
+                                    const std::stop_token& stop) const {
+  std::stringstream list(config_.kafka_bootstrap);
+  std::string address;
+  while (std::getline(list, address, ',')) {
+    auto admin = kafka::Admin::Create(address);
+    if (!admin) return false;
+    const bool known = WaitUntil(
+        [&] {
+          auto md = (*admin)->Metadata(topic, std::chrono::milliseconds(2000));
+          if (!md || md->partitions.size() != static_cast<std::size_t>(partitions)) return false;
+          return std::all_of(md->partitions.begin(), md->partitions.end(),
+                             [](const kafka::PartitionInfo& p) { return p.leader >= 0; });
+        },
+        std::chrono::milliseconds(10000), stop, std::chrono::milliseconds(100));
+    if (!known) return false;
+  }
+  return true;
 }
 
 domain::Result<std::unique_ptr<redis::ClusterClient>> ExperimentBase::OpenCluster(

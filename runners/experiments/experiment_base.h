@@ -93,6 +93,12 @@ class ExperimentBase : public domain::ExperimentRunner {
   domain::Result<std::unique_ptr<mysql::Connection>> PreparePipeline(
       const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result,
       const std::vector<std::pair<std::string, int>>& topics, const std::string& group) const;
+  // Whether every broker answers `topic`'s metadata with all its partitions led (each asked
+  // through a client bootstrapped on it alone), waiting up to 10 s per broker. librdkafka 2.0.2
+  // fails the records queued for a just-created topic with _UNKNOWN_PARTITION when a broker that
+  // has not yet learned the topic answers its metadata request (librdkafka #4401); on 2 busy
+  // cores a broker can lag. Call it between creating a topic and producing to it.
+  bool AllBrokersKnow(const std::string& topic, int partitions, const std::stop_token& stop) const;
   // The role binary, resolved against the repo/build dirs.
   std::string RoleBinary() const;
   // Starts `lab-role <role>` with the stack's endpoints and `args`; records the process.
