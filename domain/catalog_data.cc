@@ -691,43 +691,140 @@ std::vector<ExperimentSpec> Build() {
        60});
 
   c.push_back(
-      {"E-018",
-       "Rebalance storms",
+      {"E-012",
+       "read_committed skips aborted transactions",
        "advanced",
-       "slow handlers cause rebalance storms; tuning stops them",
-       "`events` records wait in a topic of 6 partitions; `consumers` real group members (one "
-       "librdkafka consumer each) poll a batch, apply each record (`process_ms` of work, then a "
-       "side_effect row in MariaDB) and commit its offset right after it; max.poll.interval.ms "
-       "is 6000. failure: the eager assignor (range) and batches of up to 300 (150 records at 60 "
-       "ms are 9 s of work between polls): a member still busy after 6 s is dropped from the "
-       "group, every member "
-       "gives up every partition, the dropped member's commits fail and its later work is "
-       "applied again by the next owner. success: cooperative-sticky, static membership "
-       "(group.instance.id) and batches of 20. practice=off: the failure mode's settings",
-       "side_effects, distinct_applied, duplicates (side_effects - distinct) and lost (events - "
-       "distinct) are counted in MariaDB; committed_to_end is the group coordinator's committed "
-       "offsets against each partition's end; max_poll_exceeded (librdkafka's "
-       "MAX_POLL_EXCEEDED events: proves the slow handler really overran), rebalances (callbacks), "
-       "partitions_revoked and commit_failures are the members' own counts; drain_ms and "
-       "events_per_s the time until everything was applied and committed. More than 60 "
-       "rebalances with cooperative-sticky is reported as librdkafka 2.0.2's rejoin loop (a "
-       "client-library failure), never as the phenomenon",
-       {Failure("eager assignor, batches longer than max.poll.interval.ms"),
-        Success("cooperative-sticky + static membership + bounded batches")},
-       {Int("events", 450, 60, 100000, "events", "records to process"),
-        Int("consumers", 3, 2, 6, "consumers", "group members"),
-        Int("process_ms", 60, 40, 1000, "ms",
-            "work per record; a failure-mode batch must take more than the 6 s poll interval "
-            "(max_poll_exceeded says whether it did)"),
-        Practice()},
+       "read_committed skips aborted transactions (offset gaps are normal) and still reaches "
+       "the end of the log; read_uncommitted applies the aborted records as phantom side effects",
+       "a transactional producer interleaves committed and aborted transactions (every "
+       "abort_every-th aborted after its records were delivered, so they are in the log) and, "
+       "halfway, a zombie: its open transaction is fenced by a second producer with the same "
+       "transactional.id (init_transactions bumps the epoch, the coordinator aborts it, the "
+       "zombie's commit is refused). A consumer runs beside the producer from the beginning and "
+       "writes one txn_effect row in MariaDB per record it receives. failure: the consumer reads "
+       "read_uncommitted; success: read_committed. practice=off: the success mode's consumer "
+       "reads read_uncommitted",
+       "committed and aborted count the records of committed and of aborted or fenced "
+       "transactions as the producer API answered (kafka_txn); committed_in_log and "
+       "aborted_in_log count them in the log, read back with a fresh read_uncommitted consumer "
+       "(aborted_in_log > 0: aborted records really are there); fenced is 1 when the zombie's "
+       "commit was refused as fenced. applied counts txn_effect rows and phantoms those whose "
+       "transaction did not commit (SQL join with kafka_txn). gaps counts the offsets below the "
+       "end the consumer never received, classified against the read-back: gap_markers "
+       "(transaction markers, never delivered at any isolation level), gap_aborted_records, "
+       "gap_committed_records (a loss, must be 0); markers = high watermark - data records. "
+       "reached_end is 1 when the consumer's fetches reached the high watermark of every "
+       "partition once no transaction was open (last stable offset = high watermark), "
+       "catch_up_ms the time from then; aborted_visible_read_committed is a second, fresh "
+       "read_committed reader's count of aborted records",
+       {Failure("the consumer reads read_uncommitted"),
+        Success("the consumer reads read_committed")},
+       {Int("transactions", 20, 2, 500, "transactions",
+            "transactions of the producer (the zombie comes on top)"),
+        Int("records_per_txn", 10, 1, 1000, "records", "records in each transaction"),
+        Int("abort_every", 3, 2, 100, "transactions", "every Nth transaction is aborted"),
+        Int("partitions", 3, 1, 12, "partitions", "partitions of the topic"), Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "max_poll_exceeded", kGt, 0, kInc), Cmp("failure", "duplicates", kGt, 0),
-        Ratio("failure", "partitions_revoked", kGt, 1, "success", "partitions_revoked"),
-        Cmp("success", "max_poll_exceeded", kEq, 0), Cmp("success", "duplicates", kEq, 0),
-        Cmp("success", "lost", kEq, 0), Cmp("success", "committed_to_end", kEq, 1, kInc),
-        Cmp("failure", "lost", kEq, 0)},
-       150});
+       {Cmp("failure", "aborted_in_log", kGt, 0, kInc), Cmp("failure", "fenced", kEq, 1, kInc),
+        Cmp("failure", "reached_end", kEq, 1, kInc), Cmp("failure", "phantoms", kGt, 0),
+        Cmp("success", "aborted_in_log", kGt, 0, kInc), Cmp("success", "fenced", kEq, 1, kInc),
+        Cmp("success", "phantoms", kEq, 0),
+        Ratio("success", "applied", kEq, 1, "success", "committed_in_log"),
+        Cmp("success", "gaps", kGt, 0), Cmp("success", "gap_committed_records", kEq, 0),
+        Cmp("success", "reached_end", kEq, 1)},
+       90});
+  c.push_back(
+      {"E-014",
+       "processed_event retention strategies",
+       "advanced",
+       "removing old rows from a dedup table under insert load costs differently by strategy: "
+       "batched DELETE, archive-and-delete, DROP PARTITION (a comparison, no winner assumed)",
+       "one mode, the three strategies in turn, each on its own freshly seeded dedup table "
+       "(`rows` rows older than the cut-off, `keep_rows` younger ones) while a live inserter "
+       "adds dedup rows at `insert_rate`/s: (1) DELETE … ORDER BY processed_at_us LIMIT `batch` "
+       "until none is left; (2) per batch, one transaction: INSERT … SELECT into an archive "
+       "table, then DELETE those rows; (3) a table of the run RANGE-partitioned on "
+       "processed_at_us, every partition entirely older than the cut-off dropped (ALTER TABLE … "
+       "DROP PARTITION). partition_boundary=grid puts the cut-off inside a partition (a "
+       "retention period that is not a whole number of partitions)",
+       "per strategy (suffix _delete, _archive, _partition): duration_ms, statements, removed, "
+       "eligible_left (must be 0) and wrongly_removed (seeded younger rows or acknowledged live "
+       "inserts missing, must be 0), read back; live_acked is the inserter's own count, "
+       "live_lost the acknowledged inserts absent on read-back (must be 0); insert p50/p99 "
+       "before and during the strategy are the inserter's clocks; row_lock_waits and "
+       "row_lock_time_ms are deltas of the server-wide InnoDB counters over the strategy; "
+       "archived (read back) must equal removed. Confirmed when every strategy removes exactly "
+       "the eligible rows and loses no live insert: the costs table in the details is the "
+       "finding. With partition_boundary=grid the partition strategy leaves the eligible rows "
+       "of the partition the cut-off falls in: refuted",
+       {{"check", "the three strategies in turn under the same insert load"}},
+       {Int("rows", 200000, 1000, 5000000, "rows", "rows older than the cut-off, per strategy"),
+        Int("keep_rows", 20000, 0, 1000000, "rows", "younger rows that must stay, per strategy"),
+        Int("batch", 1000, 10, 100000, "rows", "rows per DELETE statement / archive transaction"),
+        Int("insert_rate", 200, 10, 5000, "rows/s", "offered live insert load"),
+        Int("clients", 4, 1, 32, "clients", "live inserter threads"),
+        Int("partitions", 4, 1, 64, "partitions", "partitions below the cut-off"),
+        Enum("partition_boundary", "cutoff", {"cutoff", "grid"},
+             "cutoff: the last old partition ends at the cut-off; grid: partitions half a "
+             "partition off, so the cut-off falls inside one"),
+        Int("baseline_ms", 1500, 200, 60000, "ms", "live load alone before each strategy")},
+       {kPartMysql},
+       {kLockMysqlServer},
+       {Cmp("check", "eligible_before_delete", kGt, 0, kInc),
+        Cmp("check", "eligible_before_archive", kGt, 0, kInc),
+        Cmp("check", "eligible_before_partition", kGt, 0, kInc),
+        Cmp("check", "live_acked_delete", kGt, 0, kInc),
+        Cmp("check", "live_acked_archive", kGt, 0, kInc),
+        Cmp("check", "live_acked_partition", kGt, 0, kInc),
+        Cmp("check", "eligible_left_delete", kEq, 0), Cmp("check", "eligible_left_archive", kEq, 0),
+        Cmp("check", "eligible_left_partition", kEq, 0),
+        Cmp("check", "wrongly_removed_delete", kEq, 0),
+        Cmp("check", "wrongly_removed_archive", kEq, 0),
+        Cmp("check", "wrongly_removed_partition", kEq, 0), Cmp("check", "live_lost_delete", kEq, 0),
+        Cmp("check", "live_lost_archive", kEq, 0), Cmp("check", "live_lost_partition", kEq, 0),
+        Ratio("check", "archived_archive", kEq, 1, "check", "removed_archive")},
+       120});
+  c.push_back(
+      {"E-015",
+       "Registry compatibility gate",
+       "advanced",
+       "the registry's compatibility rule blocks breaking changes before they ship",
+       "V1 Order{id, amount double} is registered under the run's subject, which gets its own "
+       "compatibility rule (the registry's global rule is only read, before and after), and V1 "
+       "records are produced. Then a breaking V2 (amount becomes a string) and a compatible V2 (a "
+       "new field with a default) are each checked with the compatibility endpoint and "
+       "registered by the producer, which writes records with each schema the registry accepts. "
+       "failure: the subject's rule is NONE; success: BACKWARD, and the breaking V2 ships "
+       "through the escape hatch instead: a new subject on a new topic, read by a V2 consumer. "
+       "A V1 consumer (writer schema by the record's id, resolved into V1 with avro-c) reads "
+       "the topic from the beginning. practice=off: the success mode's rule is NONE too",
+       "breaking_registered / breaking_rejected are the registry's answer to the breaking V2 "
+       "(200 or 409, with its message in the details), breaking_in_registry reads the subject's "
+       "versions back; records_v1, records_v2_breaking and records_v2_compatible count the "
+       "topic's records by the schema id in their header (read back); parse_failures counts the "
+       "records the V1 consumer could not read (failures_valid_writer: those whose bytes decode "
+       "with their own writer schema, genuine V2 data); escape_hatch_registered and "
+       "escape_decoded_v2 show the new subject taking the breaking schema; "
+       "global_rule_unchanged is 1 when the global rule read after the mode equals the one "
+       "before",
+       {Failure("subject rule NONE: the breaking V2 is registered and produced"),
+        Success("subject rule BACKWARD: breaking V2 rejected, compatible V2 accepted, new "
+                "subject as the escape hatch")},
+       {Int("events", 30, 1, 100000, "records", "records produced with each accepted schema"),
+        Practice()},
+       {kPartKafka, kPartRegistry},
+       {},
+       {Cmp("failure", "breaking_registered", kEq, 1, kInc),
+        Cmp("failure", "records_v2_breaking", kGt, 0, kInc),
+        Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "records_v1", kGt, 0, kInc),
+        Cmp("success", "breaking_rejected", kEq, 1), Cmp("success", "breaking_in_registry", kEq, 0),
+        Cmp("success", "compatible_registered", kEq, 1),
+        Cmp("success", "records_v2_compatible", kGt, 0, kInc),
+        Cmp("success", "parse_failures", kEq, 0),
+        Ratio("success", "decoded", kEq, 1, "success", "records_in_topic"),
+        Cmp("success", "escape_hatch_registered", kEq, 1)},
+       90});
   c.push_back(
       {"E-019",
        "Deadlocks from lock order",
@@ -775,6 +872,54 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "lost", kEq, 0), Cmp("success", "money_drift", kEq, 0)},
        90});
   c.push_back(
+      {"E-022",
+       "Controlled backfill",
+       "advanced",
+       "an uncontrolled backfill hurts live traffic; a sharded, batched, rate-limited, "
+       "checkpointed one does not, and resumes after a kill with no gap and no double",
+       "`rows` rows are seeded; a live load updates random rows of that range (`live_rate`/s "
+       "from `clients` connections), alone for `baseline_ms`, then while a backfill (amount_cents "
+       "= amount x 100) runs in a lab-role process. failure: one big pass, a single UPDATE over "
+       "the range (every row it has passed stays locked until it commits). success: `shards` "
+       "checkpoint rows, `batch` rows per transaction with the checkpoint moved in the same "
+       "transaction, `rate` rows/s; the worker is SIGKILLed when the checkpoints pass "
+       "`kill_at_percent` of the range and a new process resumes from the checkpoints. "
+       "practice=off: the success mode runs the one big pass",
+       "live_p99_before_ms / live_p99_during_ms are the live load's own latencies (from when "
+       "each update was due; an update that timed out on a lock counts with its wait); "
+       "p99_factor = during / max(before, 10 ms) — below 10 ms one fsync or scheduling hiccup "
+       "of a shared 2-core machine moves a p99 by a multiple — and the stated bound is 10: "
+       "success <= 10, failure > 10. "
+       "gaps (backfill_count = 0), doubles (> 1) and wrong_values are read back with SQL; "
+       "live_lost compares the load's acknowledged updates with SUM(live_updates). "
+       "row_lock_waits / row_lock_time_ms are deltas of the server-wide InnoDB counters over "
+       "the backfill. success: worker_killed (waitpid says SIGKILL), resume_point (the "
+       "checkpoints once the server dropped the killed worker's connections), "
+       "backfilled_at_kill (rows read back then: must equal resume_point), remaining_at_kill",
+       {Failure("one big pass: a single UPDATE over the whole range"),
+        Success("sharded, batched, rate-limited, checkpointed; killed mid-way and resumed")},
+       {Int("rows", 250000, 1000, 5000000, "rows", "rows in the range to backfill"),
+        Int("batch", 200, 10, 50000, "rows", "rows per backfill transaction (success)"),
+        Int("shards", 4, 1, 16, "shards", "checkpoint shards, one worker thread each"),
+        Int("rate", 25000, 100, 1000000, "rows/s", "backfill rate limit (success)"),
+        Int("kill_at_percent", 40, 5, 95, "%", "checkpoint progress at which the worker is killed"),
+        Int("live_rate", 200, 10, 5000, "ops/s", "offered live update load"),
+        Int("clients", 4, 1, 32, "clients", "live load connections"),
+        Int("baseline_ms", 2000, 200, 60000, "ms", "live load alone before the backfill"),
+        Practice()},
+       {kPartMysql},
+       {kLockMysqlServer},
+       {Cmp("failure", "backfilled", kGt, 0, kInc), Cmp("failure", "live_ops_during", kGt, 0, kInc),
+        Cmp("failure", "p99_factor", kGt, 10), Cmp("success", "worker_killed", kEq, 1, kInc),
+        Cmp("success", "resume_point", kGt, 0, kInc),
+        Cmp("success", "remaining_at_kill", kGt, 0, kInc),
+        Cmp("success", "live_ops_during", kGt, 0, kInc), Cmp("success", "gaps", kEq, 0),
+        Cmp("success", "doubles", kEq, 0), Cmp("success", "wrong_values", kEq, 0),
+        Cmp("success", "live_lost", kEq, 0),
+        Ratio("success", "backfilled_at_kill", kEq, 1, "success", "resume_point"),
+        Cmp("success", "p99_factor", kLe, 10)},
+       120});
+  c.push_back(
       {"E-024",
        "Coupon oversell",
        "advanced",
@@ -820,91 +965,6 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "record_mismatch_redis", kEq, 0)},
        90});
 
-  c.push_back(
-      {"E-012",
-       "read_committed skips aborted transactions",
-       "advanced",
-       "read_committed skips aborted transactions (offset gaps are normal) and still reaches "
-       "the end of the log; read_uncommitted applies the aborted records as phantom side effects",
-       "a transactional producer interleaves committed and aborted transactions (every "
-       "abort_every-th aborted after its records were delivered, so they are in the log) and, "
-       "halfway, a zombie: its open transaction is fenced by a second producer with the same "
-       "transactional.id (init_transactions bumps the epoch, the coordinator aborts it, the "
-       "zombie's commit is refused). A consumer runs beside the producer from the beginning and "
-       "writes one txn_effect row in MariaDB per record it receives. failure: the consumer reads "
-       "read_uncommitted; success: read_committed. practice=off: the success mode's consumer "
-       "reads read_uncommitted",
-       "committed and aborted count the records of committed and of aborted or fenced "
-       "transactions as the producer API answered (kafka_txn); committed_in_log and "
-       "aborted_in_log count them in the log, read back with a fresh read_uncommitted consumer "
-       "(aborted_in_log > 0: aborted records really are there); fenced is 1 when the zombie's "
-       "commit was refused as fenced. applied counts txn_effect rows and phantoms those whose "
-       "transaction did not commit (SQL join with kafka_txn). gaps counts the offsets below the "
-       "end the consumer never received, classified against the read-back: gap_markers "
-       "(transaction markers, never delivered at any isolation level), gap_aborted_records, "
-       "gap_committed_records (a loss, must be 0); markers = high watermark - data records. "
-       "reached_end is 1 when the consumer's fetches reached the high watermark of every "
-       "partition once no transaction was open (last stable offset = high watermark), "
-       "catch_up_ms the time from then; aborted_visible_read_committed is a second, fresh "
-       "read_committed reader's count of aborted records",
-       {Failure("the consumer reads read_uncommitted"),
-        Success("the consumer reads read_committed")},
-       {Int("transactions", 20, 2, 500, "transactions",
-            "transactions of the producer (the zombie comes on top)"),
-        Int("records_per_txn", 10, 1, 1000, "records", "records in each transaction"),
-        Int("abort_every", 3, 2, 100, "transactions", "every Nth transaction is aborted"),
-        Int("partitions", 3, 1, 12, "partitions", "partitions of the topic"), Practice()},
-       {kPartKafka, kPartMysql},
-       {},
-       {Cmp("failure", "aborted_in_log", kGt, 0, kInc), Cmp("failure", "fenced", kEq, 1, kInc),
-        Cmp("failure", "reached_end", kEq, 1, kInc), Cmp("failure", "phantoms", kGt, 0),
-        Cmp("success", "aborted_in_log", kGt, 0, kInc), Cmp("success", "fenced", kEq, 1, kInc),
-        Cmp("success", "phantoms", kEq, 0),
-        Ratio("success", "applied", kEq, 1, "success", "committed_in_log"),
-        Cmp("success", "gaps", kGt, 0), Cmp("success", "gap_committed_records", kEq, 0),
-        Cmp("success", "reached_end", kEq, 1)},
-       90});
-  c.push_back(
-      {"E-015",
-       "Registry compatibility gate",
-       "advanced",
-       "the registry's compatibility rule blocks breaking changes before they ship",
-       "V1 Order{id, amount double} is registered under the run's subject, which gets its own "
-       "compatibility rule (the registry's global rule is only read, before and after), and V1 "
-       "records are produced. Then a breaking V2 (amount becomes a string) and a compatible V2 (a "
-       "new field with a default) are each checked with the compatibility endpoint and "
-       "registered by the producer, which writes records with each schema the registry accepts. "
-       "failure: the subject's rule is NONE; success: BACKWARD, and the breaking V2 ships "
-       "through the escape hatch instead: a new subject on a new topic, read by a V2 consumer. "
-       "A V1 consumer (writer schema by the record's id, resolved into V1 with avro-c) reads "
-       "the topic from the beginning. practice=off: the success mode's rule is NONE too",
-       "breaking_registered / breaking_rejected are the registry's answer to the breaking V2 "
-       "(200 or 409, with its message in the details), breaking_in_registry reads the subject's "
-       "versions back; records_v1, records_v2_breaking and records_v2_compatible count the "
-       "topic's records by the schema id in their header (read back); parse_failures counts the "
-       "records the V1 consumer could not read (failures_valid_writer: those whose bytes decode "
-       "with their own writer schema, genuine V2 data); escape_hatch_registered and "
-       "escape_decoded_v2 show the new subject taking the breaking schema; "
-       "global_rule_unchanged is 1 when the global rule read after the mode equals the one "
-       "before",
-       {Failure("subject rule NONE: the breaking V2 is registered and produced"),
-        Success("subject rule BACKWARD: breaking V2 rejected, compatible V2 accepted, new "
-                "subject as the escape hatch")},
-       {Int("events", 30, 1, 100000, "records", "records produced with each accepted schema"),
-        Practice()},
-       {kPartKafka, kPartRegistry},
-       {},
-       {Cmp("failure", "breaking_registered", kEq, 1, kInc),
-        Cmp("failure", "records_v2_breaking", kGt, 0, kInc),
-        Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "records_v1", kGt, 0, kInc),
-        Cmp("success", "breaking_rejected", kEq, 1), Cmp("success", "breaking_in_registry", kEq, 0),
-        Cmp("success", "compatible_registered", kEq, 1),
-        Cmp("success", "records_v2_compatible", kGt, 0, kInc),
-        Cmp("success", "parse_failures", kEq, 0),
-        Ratio("success", "decoded", kEq, 1, "success", "records_in_topic"),
-        Cmp("success", "escape_hatch_registered", kEq, 1)},
-       90});
-
   auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
                       std::string how, std::vector<std::string> parts) {
     ExperimentSpec e;
@@ -918,13 +978,44 @@ std::vector<ExperimentSpec> Build() {
     e.requires_parts = std::move(parts);
     c.push_back(std::move(e));
   };
-  advanced("E-014", "processed_event retention strategies", "advanced",
-           "processed_event retention strategies differ in cost",
-           "batched DELETE by age vs archive-and-delete vs partition DROP under insert load",
-           {kPartMysql});
-  advanced("E-022", "Controlled backfill", "advanced",
-           "an uncontrolled backfill hurts live traffic; a controlled one does not and resumes",
-           "one big pass vs sharded, batched, rate-limited, checkpointed backfill", {kPartMysql});
+  c.push_back(
+      {"E-018",
+       "Rebalance storms",
+       "advanced",
+       "slow handlers cause rebalance storms; tuning stops them",
+       "`events` records wait in a topic of 6 partitions; `consumers` real group members (one "
+       "librdkafka consumer each) poll a batch, apply each record (`process_ms` of work, then a "
+       "side_effect row in MariaDB) and commit its offset right after it; max.poll.interval.ms "
+       "is 6000. failure: the eager assignor (range) and batches of up to 300 (150 records at 60 "
+       "ms are 9 s of work between polls): a member still busy after 6 s is dropped from the "
+       "group, every member "
+       "gives up every partition, the dropped member's commits fail and its later work is "
+       "applied again by the next owner. success: cooperative-sticky, static membership "
+       "(group.instance.id) and batches of 20. practice=off: the failure mode's settings",
+       "side_effects, distinct_applied, duplicates (side_effects - distinct) and lost (events - "
+       "distinct) are counted in MariaDB; committed_to_end is the group coordinator's committed "
+       "offsets against each partition's end; max_poll_exceeded (librdkafka's "
+       "MAX_POLL_EXCEEDED events: proves the slow handler really overran), rebalances (callbacks), "
+       "partitions_revoked and commit_failures are the members' own counts; drain_ms and "
+       "events_per_s the time until everything was applied and committed. More than 60 "
+       "rebalances with cooperative-sticky is reported as librdkafka 2.0.2's rejoin loop (a "
+       "client-library failure), never as the phenomenon",
+       {Failure("eager assignor, batches longer than max.poll.interval.ms"),
+        Success("cooperative-sticky + static membership + bounded batches")},
+       {Int("events", 450, 60, 100000, "events", "records to process"),
+        Int("consumers", 3, 2, 6, "consumers", "group members"),
+        Int("process_ms", 60, 40, 1000, "ms",
+            "work per record; a failure-mode batch must take more than the 6 s poll interval "
+            "(max_poll_exceeded says whether it did)"),
+        Practice()},
+       {kPartKafka, kPartMysql},
+       {},
+       {Cmp("failure", "max_poll_exceeded", kGt, 0, kInc), Cmp("failure", "duplicates", kGt, 0),
+        Ratio("failure", "partitions_revoked", kGt, 1, "success", "partitions_revoked"),
+        Cmp("success", "max_poll_exceeded", kEq, 0), Cmp("success", "duplicates", kEq, 0),
+        Cmp("success", "lost", kEq, 0), Cmp("success", "committed_to_end", kEq, 1, kInc),
+        Cmp("failure", "lost", kEq, 0)},
+       150});
   advanced("E-023", "Partial outages degrade", "advanced",
            "partial outages should degrade, not collapse",
            "Redis down, MySQL down, Kafka down in turn: breaker, stale reads, outbox accumulation",

@@ -29,11 +29,13 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeOnlineResharding(config));
   runners.push_back(MakeFailoverDrill(config));
   runners.push_back(MakeClusterModeBreaks(config));
-  runners.push_back(MakeRebalanceStorms(config));
-  runners.push_back(MakeLockOrderDeadlocks(config));
-  runners.push_back(MakeCouponOversell(config));
   runners.push_back(MakeReadCommitted(config));
+  runners.push_back(MakeRetentionStrategies(config));
   runners.push_back(MakeCompatibilityGate(config));
+  runners.push_back(MakeLockOrderDeadlocks(config));
+  runners.push_back(MakeControlledBackfill(config));
+  runners.push_back(MakeCouponOversell(config));
+  runners.push_back(MakeRebalanceStorms(config));
   return runners;
 }
 

@@ -21,10 +21,12 @@ namespace {
 
 // Tables whose rows carry run_ns (migrations/mysql); cleanup deletes a run's rows from each.
 const char* const kRunTables[] = {
-    "orders",       "outbox_event",    "processed_event",  "order_projection", "side_effect",
-    "replay_audit", "product",         "db_read_log",      "cache_truth",      "lock_interval",
-    "fenced_write", "fenced_resource", "transfer_account", "transfer_request", "transfer_log",
-    "transfer_dlq", "coupon_stock",    "coupon_issue",     "kafka_txn",        "txn_effect"};
+    "orders",           "outbox_event",     "processed_event", "order_projection",
+    "side_effect",      "replay_audit",     "product",         "db_read_log",
+    "cache_truth",      "lock_interval",    "fenced_write",    "fenced_resource",
+    "transfer_account", "transfer_request", "transfer_log",    "transfer_dlq",
+    "coupon_stock",     "coupon_issue",     "backfill_item",   "backfill_checkpoint",
+    "kafka_txn",        "txn_effect"};
 
 bool IsOurChild(pid_t pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");
@@ -200,6 +202,16 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
               (*conn)->Exec(std::string("DELETE FROM ") + table + " WHERE run_ns = ?", {a.name});
           if (!s && (*conn)->last_errno() != 1146) Step(ctx, "cleanup: " + s.error().message);
         }
+      } else {
+        Step(ctx, "cleanup: " + conn.error().message);
+      }
+    } else if (a.kind == kArtifactMysqlTable) {
+      if (a.name.empty() ||
+          a.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) {
+        Step(ctx, "cleanup: not a table name: " + a.name);
+      } else if (auto conn = mysql::Connection::Open(MysqlSettings())) {
+        if (auto s = (*conn)->Execute("DROP TABLE IF EXISTS " + a.name); !s)
+          Step(ctx, "cleanup: " + s.error().message);
       } else {
         Step(ctx, "cleanup: " + conn.error().message);
       }

@@ -36,6 +36,10 @@ inline constexpr const char* kArtifactClusterTopology = "redis-cluster-topology"
 // A cluster node the run paused or killed: name = "pause:N" or "kill:N" (N = 1..6); cleanup
 // resumes or starts it (before restoring the topology).
 inline constexpr const char* kArtifactClusterFault = "redis-cluster-fault";
+// A MySQL table of one run (E-014's dedup tables: a range-partitioned one, whose DROP PARTITION
+// would remove other runs' rows in a shared table, and ones keyed like the real table, not by
+// run_ns): name = table ([a-z0-9_]); cleanup DROP TABLE IF EXISTS.
+inline constexpr const char* kArtifactMysqlTable = "mysql-table";
 
 // What a finished role process left: how it ended and its key=value lines.
 struct RoleOutcome {

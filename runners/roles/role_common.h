@@ -65,5 +65,6 @@ int RunSchemaProducer(const RoleArgs& args);  // E-006
 int RunSchemaConsumer(const RoleArgs& args);  // E-006
 int RunLockHolder(const RoleArgs& args);      // E-039A, E-039B
 int RunRedisClients(const RoleArgs& args);    // E-046
+int RunBackfillWorker(const RoleArgs& args);  // E-022
 
 }  // namespace lab::runners::roles

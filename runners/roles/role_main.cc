@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     if (role == "schema-consumer") return RunSchemaConsumer(args);
     if (role == "lock-holder") return RunLockHolder(args);
     if (role == "redis-clients") return RunRedisClients(args);
+    if (role == "backfill-worker") return RunBackfillWorker(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error=%s\n", e.what());
     return 1;
