@@ -325,7 +325,8 @@ class ClusterMultiKey final : public ExperimentBase {
     const double base = mode == "failure" ? 0 : 50;
     const auto started = SteadyClock::now();
 
-    const auto view = redis::ReadClusterView(config_.redis_cluster_seeds, kTimeout);
+    const auto view = redis::ReadSettledClusterView(config_.redis_cluster_seeds, kTimeout,
+                                                    std::chrono::seconds(20));
     std::vector<std::string> masters;
     for (const auto& node : view.nodes) {
       if (node.master && !node.slots.empty()) masters.push_back(node.addr);

@@ -105,7 +105,7 @@ struct ClusterMasters {
 };
 
 domain::Result<ClusterMasters> HealthyMasters(const std::vector<std::string>& seeds) {
-  const auto view = redis::ReadClusterView(seeds, kTimeout);
+  const auto view = redis::ReadSettledClusterView(seeds, kTimeout, std::chrono::seconds(20));
   if (view.nodes.empty() || !view.problems.empty()) {
     return domain::MakeError(domain::ErrorCode::kUnavailable,
                              "redis cluster not healthy: " +

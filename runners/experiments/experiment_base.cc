@@ -317,8 +317,8 @@ domain::Result<std::unique_ptr<redis::ClusterClient>> ExperimentBase::OpenCluste
 
 domain::Result<std::string> ExperimentBase::RecordClusterTopology(
     const domain::RunContext& ctx, const std::string& mode, domain::ModeResult& result) const {
-  const auto view =
-      redis::ReadClusterView(config_.redis_cluster_seeds, std::chrono::milliseconds(2000));
+  const auto view = redis::ReadSettledClusterView(
+      config_.redis_cluster_seeds, std::chrono::milliseconds(2000), std::chrono::seconds(20));
   if (view.nodes.empty() || !view.problems.empty()) {
     return domain::MakeError(domain::ErrorCode::kUnavailable,
                              "redis cluster not healthy before the run: " +

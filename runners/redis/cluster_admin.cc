@@ -181,7 +181,8 @@ ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout) {
       add(seed + " unreachable");
       continue;
     }
-    auto replies = (*conn)->Pipeline({{"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}});
+    auto replies =
+        (*conn)->Pipeline({{"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}, {"INFO", "replication"}});
     if (!replies || (*replies)[0].is_error()) {
       add(seed + " did not answer CLUSTER NODES");
       continue;
@@ -189,6 +190,11 @@ ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout) {
     auto nodes = ParseClusterNodes((*replies)[0].str);
     const std::string state = InfoValue((*replies)[1].str, "cluster_state");
     if (state != "ok") add(seed + " cluster_state=" + state);
+    const std::string& replication = (*replies)[2].str;
+    if (InfoValue(replication, "role") == "slave") {
+      const std::string link = InfoValue(replication, "master_link_status");
+      if (link != "up") add(seed + " replica not in sync with its master (link " + link + ")");
+    }
     if (std::string p = TopologyProblems(nodes); !p.empty()) add(seed + " sees: " + p);
     const std::string text = TopologyText(nodes);
     if (view.nodes.empty()) {
@@ -199,6 +205,15 @@ ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout) {
     }
   }
   return view;
+}
+
+ClusterView ReadSettledClusterView(const std::vector<std::string>& seeds, Ms timeout, Ms settle) {
+  const auto until = Clock::now() + settle;
+  for (;;) {
+    ClusterView view = ReadClusterView(seeds, timeout);
+    if ((!view.nodes.empty() && view.problems.empty()) || Clock::now() >= until) return view;
+    std::this_thread::sleep_for(Ms(250));
+  }
 }
 
 Result<Connection*> NodePool::Get(const std::string& addr) {

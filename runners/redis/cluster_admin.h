@@ -47,13 +47,18 @@ std::string TopologyText(const std::vector<ClusterNode>& nodes);
 std::string TopologyProblems(const std::vector<ClusterNode>& nodes);
 
 // What every node says, read from each seed: a consistent, healthy cluster has the same
-// TopologyText on every node, cluster_state ok everywhere and no problems.
+// TopologyText on every node, cluster_state ok everywhere, every replica's link to its master up
+// (a replica that has not finished its first sync holds none of the keys: failing over to it
+// would lose them) and no problems.
 struct ClusterView {
   std::string topology;  // the first answering node's TopologyText
   std::string problems;  // "" when every seed answered ok and agreed
   std::vector<ClusterNode> nodes;
 };
 ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout);
+// ReadClusterView again until it has no problems or `settle` has passed (a node restarted by the
+// run before, or by a stack test, may still be syncing); the last view either way.
+ClusterView ReadSettledClusterView(const std::vector<std::string>& seeds, Ms timeout, Ms settle);
 
 // Connections to cluster nodes by address, opened on first use.
 class NodePool {
