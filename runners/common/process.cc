@@ -92,6 +92,22 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   return *this;
 }
 
+namespace {
+
+ExitStatus DecodeWaitStatus(int wstatus) {
+  ExitStatus s;
+  if (WIFEXITED(wstatus)) {
+    s.exited = true;
+    s.code = WEXITSTATUS(wstatus);
+  } else if (WIFSIGNALED(wstatus)) {
+    s.signaled = true;
+    s.signal = WTERMSIG(wstatus);
+  }
+  return s;
+}
+
+}  // namespace
+
 ChildProcess::~ChildProcess() { Kill(); }
 
 std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout,
@@ -103,15 +119,7 @@ std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout,
     int wstatus = 0;
     pid_t r = ::waitpid(pid_, &wstatus, WNOHANG);
     if (r == pid_) {
-      ExitStatus s;
-      if (WIFEXITED(wstatus)) {
-        s.exited = true;
-        s.code = WEXITSTATUS(wstatus);
-      } else if (WIFSIGNALED(wstatus)) {
-        s.signaled = true;
-        s.signal = WTERMSIG(wstatus);
-      }
-      status_ = s;
+      status_ = DecodeWaitStatus(wstatus);
       return status_;
     }
     if (r < 0) return std::nullopt;
@@ -123,12 +131,13 @@ std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout,
 void ChildProcess::Kill() {
   if (pid_ <= 0 || status_) return;
   ::kill(pid_, SIGKILL);
+  // The child may have exited on its own before the signal: what waitpid says is what happened.
   int wstatus = 0;
-  ::waitpid(pid_, &wstatus, 0);
-  ExitStatus s;
-  s.signaled = true;
-  s.signal = SIGKILL;
-  status_ = s;
+  if (::waitpid(pid_, &wstatus, 0) == pid_) {
+    status_ = DecodeWaitStatus(wstatus);
+  } else {
+    status_ = ExitStatus{};
+  }
 }
 
 bool ChildProcess::Signal(int signal) {
