@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "domain/catalog.h"
+#include "domain/run_locks.h"
 #include "runners/isolated_runner.h"
 #include "runners/runner_factory.h"
 #include "server/config.h"
@@ -94,11 +95,14 @@ int Run(int argc, char** argv) {
 
   LabMetrics metrics;
   StackHealth health;
-  RunQueue queue(config.queue_capacity);
+  // A waiting run's step log says what it waits for (a lock another run holds).
+  RunQueue queue(config.queue_capacity, [&store](const std::string& id, const std::string& why) {
+    (void)store.AppendStep(id, "queued: " + why);
+  });
   for (const auto& run : recovery->queued) {
     const auto* spec = lab::domain::FindExperiment(run.experiment);
-    queue.PushRecovered(
-        QueuedRun{run.id, run.experiment, spec ? spec->exclusive : std::vector<std::string>{}});
+    const auto locks = spec ? lab::domain::LocksFor(*spec) : lab::domain::RunLocks{};
+    queue.PushRecovered(QueuedRun{run.id, run.experiment, locks.exclusive, locks.shared});
   }
   RunExecutor executor(store, runners, probe.get(), metrics, health);
   WorkerPool pool(queue, executor, metrics, config.workers);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "domain/catalog.h"
+#include "domain/run_locks.h"
 #include "domain/run_request.h"
 #include "domain/sha256.h"
 #include "server/http/problem.h"
@@ -771,7 +772,8 @@ HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experimen
     }
     return ProblemFor(inserted.error());
   }
-  queue_.PushReserved(QueuedRun{inserted->id, experiment, spec->exclusive});
+  const auto locks = domain::LocksFor(*spec);
+  queue_.PushReserved(QueuedRun{inserted->id, experiment, locks.exclusive, locks.shared});
   metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
   std::vector<StepRecord> no_steps;
   auto r = JsonResponse(202, RunToJson(*inserted, &no_steps));

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "domain/run_locks.h"
 #include "domain/verdict.h"
 
 namespace lab::domain {
@@ -92,4 +93,20 @@ TEST(Catalog, EmptyEvidenceNeverConfirms) {
 }
 
 }  // namespace
+// A run shares the lock of every part it uses and holds the ones it faults alone, never both.
+TEST(Catalog, RunLocksFollowPartsAndFaults) {
+  const auto* e001 = FindExperiment("E-001");
+  ASSERT_NE(e001, nullptr);
+  const auto uses = LocksFor(*e001);
+  EXPECT_TRUE(uses.exclusive.empty());
+  EXPECT_EQ(uses.shared,
+            (std::vector<std::string>{kLockKafkaBrokers, kLockMysqlServer, kLockRedisServer}));
+  const auto* e009 = FindExperiment("E-009");
+  ASSERT_NE(e009, nullptr);
+  const auto faults = LocksFor(*e009);
+  EXPECT_EQ(faults.exclusive, std::vector<std::string>{kLockKafkaBrokers});
+  for (const auto& lock : faults.shared) EXPECT_NE(lock, kLockKafkaBrokers);
+  EXPECT_EQ(LockOfPart(kPartRegistry), "") << "nothing faults the registry: no lock";
+}
+
 }  // namespace lab::domain

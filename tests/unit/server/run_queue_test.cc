@@ -18,8 +18,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-QueuedRun Queued(std::string id, std::vector<std::string> exclusive = {}) {
-  return QueuedRun{std::move(id), "E-000", std::move(exclusive)};
+QueuedRun Queued(std::string id, std::vector<std::string> exclusive = {},
+                 std::vector<std::string> shared = {}) {
+  return QueuedRun{std::move(id), "E-000", std::move(exclusive), std::move(shared)};
 }
 
 // Pops without blocking: a token that is already stopped makes PopRunnable check once.
@@ -207,6 +208,77 @@ TEST(RunQueue, PauseHoldsRunsUntilResumed) {
   auto a = waiter.get();
   ASSERT_TRUE(a);
   EXPECT_EQ(a->id, "a");
+}
+
+// Runs that only use a part share its lock; a run that faults it waits until every sharer is
+// done, and while it holds the lock no sharer starts.
+TEST(RunQueue, SharedHoldersOverlapAnExclusiveHolderDoesNot) {
+  RunQueue q(10);
+  q.PushRecovered(Queued("use1", {}, {"kafka-brokers"}));
+  q.PushRecovered(Queued("use2", {}, {"kafka-brokers"}));
+  auto use1 = TryPop(q);
+  auto use2 = TryPop(q);
+  ASSERT_TRUE(use1 && use2) << "two runs that only use Kafka must run side by side";
+  q.PushRecovered(Queued("fault", {"kafka-brokers"}));
+  EXPECT_FALSE(TryPop(q)) << "a broker-killing run started while two runs use Kafka";
+  q.Release(*use1);
+  EXPECT_FALSE(TryPop(q)) << "a broker-killing run started while one run uses Kafka";
+  q.Release(*use2);
+  auto fault = TryPop(q);
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->id, "fault");
+  q.PushRecovered(Queued("use3", {}, {"kafka-brokers"}));
+  EXPECT_FALSE(TryPop(q)) << "a run using Kafka started while its brokers are being killed";
+  q.Release(*fault);
+  auto use3 = TryPop(q);
+  ASSERT_TRUE(use3);
+  EXPECT_EQ(use3->id, "use3");
+}
+
+// A run waiting for an exclusive lock is not overtaken by later runs that want the same lock
+// shared (it would starve under a steady stream of them); runs on other parts still overtake.
+TEST(RunQueue, ExclusiveWaiterIsNotStarvedBySharers) {
+  RunQueue q(10);
+  q.PushRecovered(Queued("running", {}, {"kafka-brokers"}));
+  auto running = TryPop(q);
+  ASSERT_TRUE(running);
+  q.PushRecovered(Queued("fault", {"kafka-brokers"}));
+  q.PushRecovered(Queued("later-user", {}, {"kafka-brokers"}));
+  q.PushRecovered(Queued("mysql-user", {}, {"mysql-server"}));
+  auto next = TryPop(q);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->id, "mysql-user") << "an unrelated run must overtake";
+  EXPECT_FALSE(TryPop(q)) << "a later Kafka user overtook the run waiting to fault Kafka";
+  q.Release(*running);
+  auto fault = TryPop(q);
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->id, "fault");
+  EXPECT_FALSE(TryPop(q));
+  q.Release(*fault);
+  auto later = TryPop(q);
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->id, "later-user");
+}
+
+// A waiting run is told what it waits for, once per change of reason, and nothing once it runs.
+TEST(RunQueue, WaitingRunIsToldWhatItWaitsFor) {
+  std::vector<std::pair<std::string, std::string>> told;
+  RunQueue q(10,
+             [&](const std::string& id, const std::string& why) { told.emplace_back(id, why); });
+  q.PushRecovered(Queued("fault", {"kafka-brokers"}));
+  auto fault = TryPop(q);
+  ASSERT_TRUE(fault);
+  EXPECT_TRUE(told.empty()) << "a run that could start was told to wait";
+  q.PushRecovered(Queued("user", {}, {"kafka-brokers"}));
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].first, "user");
+  EXPECT_EQ(told[0].second, "waits for kafka-brokers, held exclusively by run fault");
+  EXPECT_EQ(q.WaitReason("user"), told[0].second);
+  q.PushRecovered(Queued("other", {}, {"mysql-server"}));
+  EXPECT_EQ(told.size(), 1u) << "the same reason was told twice, or a free run was told to wait";
+  q.Release(*fault);
+  EXPECT_EQ(q.WaitReason("user"), "");
+  EXPECT_EQ(told.size(), 1u);
 }
 
 }  // namespace
