@@ -432,6 +432,58 @@ TEST_F(ApiE2E, AuditListsStateChangesWithPaging) {
   EXPECT_EQ(v.value("entries", 0), 3);
 }
 
+// Every status the server answers is one its OpenAPI document declares for that operation, and
+// what the document's schemas allow the server accepts (found by Schemathesis: /audit's 400,
+// an empty `modes` and an empty halt reason, the missing 401/403/429).
+TEST_F(ApiE2E, OpenApiDeclaresEveryAnswer) {
+  auto http = c();
+  const Json doc = http.Get("/openapi.json").json();
+  ASSERT_TRUE(doc.is_object());
+  auto declared = [&](const std::string& path, const std::string& method, int status) {
+    const Json& op = doc["paths"][path][method];
+    return op.is_object() && op["responses"].contains(std::to_string(status));
+  };
+  struct Probe {
+    std::string method, target, body, path;
+    Headers headers;
+  };
+  const std::vector<Probe> probes = {
+      {"GET", "/audit?cursor=nonsense", "", "/audit", {}},
+      {"GET", "/audit?limit=0", "", "/audit", {}},
+      {"POST", "/halt", R"({"reason":""})", "/halt", {}},
+      {"POST", "/experiments/E-000/runs", R"({"modes":[]})", "/experiments/{id}/runs", {}},
+      {"POST", "/runs/no-such-run/cancel", "", "/runs/{id}/cancel", {}},
+      {"GET", "/runs/no-such-run/events", "", "/runs/{id}/events", {}},
+      {"GET", "/experiments", "", "/experiments", {{"Host", "rebind.example:8080"}}},
+      {"GET", "/healthz", "", "/healthz", {{"Host", "rebind.example:8080"}}},
+  };
+  for (const auto& p : probes) {
+    auto r = http.Request(p.method, p.target, p.body, p.headers);
+    ASSERT_NE(r.status, 0) << p.method << " " << p.target;
+    std::string method = p.method;
+    for (auto& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    EXPECT_TRUE(declared(p.path, method, r.status)) << p.method << " " << p.target << " answered "
+                                                    << r.status << ", not declared for " << p.path;
+  }
+  // An operation of the API may always answer 401 (token mode), 403 (role, cross-site, Host)
+  // and 429 (rate limit).
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    if (path.rfind("/experiments", 0) != 0 && path.rfind("/runs", 0) != 0 &&
+        path.rfind("/halt", 0) != 0 && path.rfind("/audit", 0) != 0)
+      continue;
+    for (const auto& [method, op] : ops.items()) {
+      for (const char* code : {"401", "403", "429"})
+        EXPECT_TRUE(op["responses"].contains(code)) << method << " " << path << " lacks " << code;
+    }
+  }
+  // The schema refuses what the server refuses.
+  const Json& halt = doc["paths"]["/halt"]["post"]["requestBody"]["content"]["application/json"]
+                        ["schema"]["properties"]["reason"];
+  EXPECT_EQ(halt.value("minLength", 0), 1);
+  EXPECT_EQ(doc["components"]["schemas"]["RunRequest"]["properties"]["modes"].value("minItems", 0),
+            1);
+}
+
 // Idempotency-Key: same key + body → 200 with the same run; different body → 422; nothing new.
 TEST_F(ApiE2E, IdempotencyKey) {
   auto http = c();
