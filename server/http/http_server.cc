@@ -6,7 +6,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <iostream>
+#include <memory>
 #include <random>
 
 #include "server/http/problem.h"
@@ -40,6 +42,10 @@ bool SafeRequestId(const std::string& id) {
 
 // What one read of an idle kept-alive connection asks for: the start of the next request.
 constexpr std::size_t kIdleReadChunk = 4096;
+// A lingering close reads and drops at most this long and this much.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+constexpr std::size_t kLingerBytes = 64 * 1024 * 1024;
+constexpr std::size_t kDiscardChunk = 16 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -130,8 +136,11 @@ class Session : public std::enable_shared_from_this<Session> {
     return remote_ip_;
   }
 
+  // An error found before the request was read to its end (413, 431, 400): the client may
+  // still be sending, so the connection is closed lingeringly (below).
   void WriteError(int status, const std::string& title, const std::string& detail) {
     keep_alive_ = false;
+    linger_ = true;
     Write(Problem(status, title, detail), false);
   }
 
@@ -164,10 +173,37 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(options_.write_timeout);
     http::async_write(stream_, res,
                       [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+                        if (!ec && self->linger_) return self->LingeringClose();
                         if (ec || !self->keep_alive_ || out->message.need_eof())
                           return self->Close();
                         self->DoRead();
                       });
+  }
+
+  // Closing a socket with unread input resets the connection, and a client still writing its
+  // body (most do, before they read) sees a broken pipe instead of the answer. So: stop
+  // sending, then read and drop what the client still sends, until it closes or a bound of time
+  // or bytes is reached (nginx's "lingering close").
+  void LingeringClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    linger_until_ = std::chrono::steady_clock::now() + kLingerTime;
+    discard_ = std::make_unique<char[]>(kDiscardChunk);
+    DiscardInput();
+  }
+
+  void DiscardInput() {
+    const auto left = linger_until_ - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero() || discarded_ > kLingerBytes)
+      return Close();
+    stream_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+    stream_.async_read_some(net::buffer(discard_.get(), kDiscardChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();  // closed by the client, or time
+                              self->discarded_ += n;
+                              self->DiscardInput();
+                            });
   }
 
   // Server-sent events: a plain HTTP/1.1 response without a length, closed by the server
@@ -222,6 +258,10 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer timer_;
   std::shared_ptr<EventStream> events_;
   bool keep_alive_ = false;
+  bool linger_ = false;
+  std::chrono::steady_clock::time_point linger_until_;
+  std::unique_ptr<char[]> discard_;  // only while lingering
+  std::size_t discarded_ = 0;
   int requests_ = 0;
   std::string remote_ip_;
 };

@@ -31,6 +31,24 @@ TEST_F(LimitsE2E, BodyOverLimitIs413) {
   EXPECT_EQ(CountRuns(http), 1);
 }
 
+// A client that writes its whole oversized body before reading (Python's http.client does)
+// still gets the 413: the server drops the rest of the body instead of resetting the
+// connection under it (a reset made the client's write fail with a broken pipe).
+TEST_F(LimitsE2E, ClientStillSendingGetsThe413) {
+  RawConnection raw(server_->port());
+  ASSERT_TRUE(raw.connected());
+  const std::string body(16 * 1024 * 1024, 'x');  // far beyond both sockets' buffers
+  const auto sent = raw.Send(
+      "POST /experiments/E-000/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_FALSE(sent) << "writing the body failed: " << sent.message();
+  auto r = raw.ReadResponse(10s);
+  EXPECT_EQ(r.status, 413) << r.error;
+  auto http = server_->client();
+  EXPECT_EQ(CountRuns(http), 0);
+}
+
 // Headers over the header limit are 431.
 TEST_F(LimitsE2E, HeadersOverLimitIs431) {
   auto http = server_->client();
