@@ -194,6 +194,7 @@ usage: reliability-lab [options]
   --rate-limit RPS        API requests per second per client, 0 = off (default 100)
   --rate-burst N          requests a client may send at once (default 200)
   --body-limit BYTES      largest request body (default 65536)
+  --max-event-streams N   open /runs/{id}/events streams, 1..10000 (default 64); 503 beyond
   --read-timeout S        seconds a client has to send a whole request (default 10)
   --idle-timeout S        seconds a kept-alive connection may idle (default 30)
   --shutdown-timeout S    on SIGTERM, how long running runs get to clean up (default 30)
@@ -261,6 +262,10 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
       auto n = ParseInt(arg, value, 1024, 16 * 1024 * 1024);
       if (!n.ok()) return n.error();
       c.body_limit = static_cast<std::size_t>(*n);
+    } else if (arg == "--max-event-streams") {
+      auto n = ParseInt(arg, value, 1, 10000);
+      if (!n.ok()) return n.error();
+      c.max_event_streams = static_cast<int>(*n);
     } else if (arg == "--read-timeout" || arg == "--idle-timeout") {
       auto n = ParseInt(arg, value, 1, 3600);
       if (!n.ok()) return n.error();

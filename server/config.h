@@ -20,6 +20,7 @@ struct ServerConfig {
   double rate_limit = 100;            // API requests per second per client; 0 = off
   double rate_burst = 200;
   std::size_t body_limit = 64 * 1024;
+  int max_event_streams = 64;         // open SSE streams (each polls the store); 503 beyond
   int read_timeout_seconds = 10;      // a started request must arrive whole within this
   int idle_timeout_seconds = 30;      // a kept-alive connection may idle this long
   int shutdown_timeout_seconds = 30;  // SIGTERM: running runs get this long to clean up

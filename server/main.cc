@@ -114,6 +114,7 @@ int Run(int argc, char** argv) {
   api_options.allow_anonymous = tokens->empty();
   api_options.listen_host = config.listen_host;
   api_options.allowed_hosts = config.allowed_hosts;
+  api_options.max_event_streams = config.max_event_streams;
   lab::server::ReadinessMonitor readiness(
       *probe, health,
       {lab::domain::kPartKafka, lab::domain::kPartRegistry, lab::domain::kPartMysql,

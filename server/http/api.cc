@@ -151,8 +151,13 @@ std::string Sse(const std::string& event, const Json& data,
 
 class RunEventStream : public EventStream {
  public:
-  RunEventStream(RunStore& store, std::string id, std::int64_t after_seq)
-      : store_(store), id_(std::move(id)), last_seq_(after_seq) {}
+  // `open` counts this stream from its admission (Api::RunEvents) until it is destroyed.
+  RunEventStream(RunStore& store, std::string id, std::int64_t after_seq,
+                 std::shared_ptr<std::atomic<int>> open)
+      : store_(store), id_(std::move(id)), last_seq_(after_seq), open_(std::move(open)) {}
+  ~RunEventStream() override { open_->fetch_sub(1); }
+  RunEventStream(const RunEventStream&) = delete;
+  RunEventStream& operator=(const RunEventStream&) = delete;
 
   std::string Poll(bool& finished) override {
     std::string out;
@@ -203,6 +208,7 @@ class RunEventStream : public EventStream {
   std::string last_step_ = "\x01";
   std::string last_state_;
   int idle_polls_ = 0;
+  std::shared_ptr<std::atomic<int>> open_;
 };
 
 std::string XmlEscape(const std::string& s) {
@@ -861,10 +867,20 @@ HttpResponse Api::RunEvents(const HttpRequest& req, const std::string& id) {
       after = 0;
     }
   }
+  // Each open stream polls the store several times a second: their number is bounded.
+  if (open_streams_->fetch_add(1) >= options_.max_event_streams) {
+    open_streams_->fetch_sub(1);
+    auto r = Problem(503, "Too many event streams",
+                     "this server serves at most " + std::to_string(options_.max_event_streams) +
+                         " event streams at once (--max-event-streams); poll GET /runs/" + id +
+                         " or retry later");
+    r.AddHeader("Retry-After", std::to_string(options_.retry_after_seconds));
+    return r;
+  }
   HttpResponse r;
   r.content_type = "text/event-stream";
   r.AddHeader("Cache-Control", "no-cache");
-  r.stream = std::make_shared<RunEventStream>(store_, id, after);
+  r.stream = std::make_shared<RunEventStream>(store_, id, after, open_streams_);
   return r;
 }
 

@@ -32,6 +32,7 @@ struct ApiOptions {
   bool allow_anonymous = false;  // loopback and no tokens
   int retry_after_seconds = 5;   // for 503 queue full
   std::chrono::milliseconds sse_poll{200};
+  int max_event_streams = 64;  // each open stream polls the store; beyond this, 503
   std::string listen_host = "127.0.0.1";
   std::vector<std::string> allowed_hosts;  // beyond loopback and listen_host (HostAllowlist)
 };
@@ -95,6 +96,8 @@ class Api {
   HostAllowlist hosts_;
   std::shared_ptr<const std::string> openapi_body_;  // options_.openapi_json, shared
   std::atomic<bool> draining_{false};
+  // Event streams open now; shared with each stream, which counts itself out when destroyed.
+  std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
 
   std::mutex halt_mu_;
   std::optional<std::string> halt_reason_;  // guarded by halt_mu_

@@ -1,5 +1,7 @@
 // End-to-end: the resources of API.md over real HTTP against the real binary — probes,
 // contract, metrics, catalog, running E-000, validation, reports, SSE, history paging, UI.
+#include <thread>
+
 #include "tests/e2e/e2e_util.h"
 
 namespace lab::e2e {
@@ -430,6 +432,37 @@ TEST_F(ApiE2E, AuditListsStateChangesWithPaging) {
   auto v = http.Get("/audit/verify").json();
   EXPECT_TRUE(v.value("ok", false));
   EXPECT_EQ(v.value("entries", 0), 3);
+}
+
+// Event streams are bounded (--max-event-streams): one more is 503 with Retry-After, and a
+// stream's place is free again once it has ended.
+TEST_F(E2E, EventStreamsAreBounded) {
+  // A run against a stalled stack stays running for about 3 s, so its stream stays open.
+  auto server = StartStalled({"--workers", "1", "--max-event-streams", "1"});
+  ASSERT_NE(server, nullptr);
+  auto http = server->client();
+  std::string id = Queue(http, BlockedRunBody(3000));
+  RawConnection open(server->port());
+  ASSERT_TRUE(open.connected());
+  ASSERT_FALSE(open.Send("GET /runs/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto second = http.Get("/runs/" + id + "/events");
+  for (int i = 0; i < 100 && second.status == 200; ++i) {  // bounded: the first may not be in yet
+    std::this_thread::sleep_for(20ms);
+    second = http.Get("/runs/" + id + "/events");
+  }
+  EXPECT_EQ(second.status, 503) << second.body;
+  EXPECT_TRUE(IsProblem(second)) << second.body;
+  EXPECT_FALSE(second.Header("retry-after").empty());
+  // The run ends; its stream ends with it and frees the place.
+  WaitTerminal(http, id);
+  EXPECT_TRUE(open.ReadUntilClosed(15s)) << "the stream did not end with its run";
+  EXPECT_NE(open.received().find("event: end\n"), std::string::npos) << open.received();
+  int status = 0;
+  for (int i = 0; i < 250 && status != 200; ++i) {  // bounded: 5 s for the session to go
+    status = http.Request("GET", "/runs/" + id + "/events", "", {}, 15s).status;
+    if (status != 200) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(status, 200) << "the ended stream's place was not freed";
 }
 
 // Every status the server answers is one its OpenAPI document declares for that operation, and
