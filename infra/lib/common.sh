@@ -54,7 +54,12 @@ ALL_PARTS=(mysql mysql-exporter redis cluster1 cluster2 cluster3 cluster4 cluste
            toxiproxy prometheus registry kafka1 kafka2 kafka3)
 
 # ---- output ---------------------------------------------------------------------------------
-say()  { printf '\033[1mstack:\033[0m %s\n' "$*" >&2; }
+# Bold only on a terminal (NO_COLOR respected): runs capture this output into their step logs.
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+  say() { printf '\033[1mstack:\033[0m %s\n' "$*" >&2; }
+else
+  say() { printf 'stack: %s\n' "$*" >&2; }
+fi
 warn() { printf 'stack: warning: %s\n' "$*" >&2; }
 die()  { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 now_ms() { date +%s%3N; }

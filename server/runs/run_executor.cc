@@ -8,6 +8,7 @@
 
 #include "domain/verdict.h"
 #include "server/json_codec.h"
+#include "server/runs/step_text.h"
 
 namespace lab::server {
 namespace {
@@ -39,7 +40,7 @@ class StoreReporter : public domain::RunReporter {
   }
 
   void Step(std::string_view message) override {
-    std::string text = mode_.empty() ? std::string(message) : mode_ + ": " + std::string(message);
+    std::string text = StepText(mode_, message);
     last_step_ = text;
     (void)store_.AppendStep(run_id_, text);
     (void)store_.UpdateProgress(run_id_, current_, last_step_);
