@@ -920,17 +920,19 @@ HttpResponse Api::RunReport(const HttpRequest& req, const std::string& id) {
 
 HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const Principal& who) {
   Actor actor{who.name, req.request_id};
-  // A worker may be between taking the run from the queue and starting it: look a few times.
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  auto finished = [&](const RunRecord& r) {
+    return Problem(
+        409, "Run already finished",
+        "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
+  };
+  // A run not yet finished is either waiting in the queue or claimed by the executor (a worker
+  // claims it under the queue's lock as it takes it), so one look at each settles it.
+  {
     auto run = store_.Get(id);
     if (!run.ok()) return ProblemFor(run.error());
     if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
     const RunRecord& r = **run;
-    if (domain::IsTerminal(r.state)) {
-      return Problem(
-          409, "Run already finished",
-          "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
-    }
+    if (domain::IsTerminal(r.state)) return finished(r);
     if (r.state == domain::RunState::kQueued && queue_.Remove(id)) {
       RunTransition t;
       t.to = domain::RunState::kCancelled;
@@ -947,9 +949,15 @@ HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const
       j["cancel_requested"] = true;
       return JsonResponse(202, j);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return Problem(409, "Cannot cancel now", "run " + id + " is changing state; try again");
+  // Neither waiting nor claimed: it finished between the first look and now.
+  auto now = store_.Get(id);
+  if (!now.ok()) return ProblemFor(now.error());
+  if (now->has_value() && domain::IsTerminal((*now)->state)) return finished(**now);
+  return Problem(409, "Cannot cancel now",
+                 "run " + id + " is neither queued nor running here (" +
+                     (now->has_value() ? std::string(domain::ToString((*now)->state)) : "gone") +
+                     ")");
 }
 
 HttpResponse Api::SetHalt(const HttpRequest& req, const Principal& who) {

@@ -125,8 +125,9 @@ bool RunExecutor::Cancel(const std::string& id, const Actor& actor) {
   std::lock_guard lock(active_mu_);
   auto it = active_.find(id);
   if (it == active_.end()) return false;
-  if (!it->second->cancelled.exchange(true)) {
-    it->second->cancelled_by = actor;
+  {
+    std::lock_guard by(it->second->by_mu);
+    if (!it->second->cancelled.exchange(true)) it->second->cancelled_by = actor;
   }
   it->second->stop.request_stop();
   return true;
@@ -148,11 +149,17 @@ bool RunExecutor::IsRunning(const std::string& id) const {
   return active_.count(id) > 0;
 }
 
+void RunExecutor::Claim(const std::string& id) {
+  std::lock_guard lock(active_mu_);
+  active_.try_emplace(id, std::make_shared<Active>());
+}
+
 void RunExecutor::Execute(const QueuedRun& run) {
-  auto active = std::make_shared<Active>();
+  std::shared_ptr<Active> active;
   {
     std::lock_guard lock(active_mu_);
-    active_[run.id] = active;
+    auto [it, inserted] = active_.try_emplace(run.id, std::make_shared<Active>());
+    active = it->second;
   }
   metrics_.RunActive(run.experiment, 1);
   try {
@@ -180,6 +187,16 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   auto record = store_.Get(queued.id);
   if (!record.ok() || !record->has_value() || spec == nullptr || runner_it == runners_.end()) {
     std::clog << "event=run.skipped run=" << queued.id << " reason=\"not runnable\"\n";
+    return;
+  }
+  if (active.cancelled) {  // cancelled after a worker claimed it, before it started
+    const Actor by = active.CancelledBy();
+    RunTransition t;
+    t.to = domain::RunState::kCancelled;
+    t.error = "cancelled by " + by.name + " before it started";
+    t.audit_action = "run.cancelled";
+    if (auto done = store_.Transition(queued.id, t, by); done.ok())
+      metrics_.RunFinished(queued.experiment, "cancelled", "none", 0);
     return;
   }
   RunTransition start;
@@ -229,7 +246,7 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     t.error = std::move(error);
     t.audit_action = "run." + std::string(domain::ToString(state));
     Actor actor = kSystem;
-    if (state == domain::RunState::kCancelled) actor = active.cancelled_by;
+    if (state == domain::RunState::kCancelled) actor = active.CancelledBy();
     auto done = store_.Transition(queued.id, t, actor);
     if (!done.ok()) {
       std::clog << "event=run.store_failed run=" << queued.id << " error=\"" << done.error().message
@@ -375,7 +392,7 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
            "timed out after " + std::to_string(request.timeout_seconds) + " s");
   } else if (active.cancelled) {
     finish(domain::RunState::kCancelled, std::nullopt, "",
-           "cancelled by " + active.cancelled_by.name);
+           "cancelled by " + active.CancelledBy().name);
   } else if (run_error) {
     finish(domain::RunState::kFailed, domain::Verdict::kInconclusive, *run_error, run_error);
   } else {

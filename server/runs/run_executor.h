@@ -30,10 +30,14 @@ class RunExecutor {
               domain::StackProbe* probe, LabMetrics& metrics, StackHealth& health,
               ExecutorOptions options = {});
 
-  // Runs `run` to a terminal state. Never throws.
+  // Registers a run a worker is taking from the queue (called under the queue's lock), so a
+  // cancel finds it from that moment on, before Execute has started it.
+  void Claim(const std::string& id);
+  // Runs `run` to a terminal state. Never throws. A run cancelled after its Claim ends
+  // cancelled without running.
   void Execute(const QueuedRun& run);
 
-  // Cancels a running run (its cleanup still runs). False when it is not running here.
+  // Cancels a claimed or running run (its cleanup still runs). False when it is not here.
   bool Cancel(const std::string& id, const Actor& actor);
   // Cancels every running run (halt, shutdown); returns how many.
   int CancelAll(const Actor& actor);
@@ -44,7 +48,13 @@ class RunExecutor {
     std::stop_source stop;
     std::atomic<bool> cancelled{false};
     std::atomic<bool> timed_out{false};
-    Actor cancelled_by;  // written before `cancelled` is set
+    // Who cancelled: written once, by the first cancel, under `by_mu`.
+    Actor CancelledBy() const {
+      std::lock_guard lock(by_mu);
+      return cancelled_by;
+    }
+    mutable std::mutex by_mu;
+    Actor cancelled_by;
   };
 
   void ExecuteChecked(const QueuedRun& run, Active& active);

@@ -98,7 +98,8 @@ std::string RunQueue::WaitReason(const std::string& id) const {
   return "";
 }
 
-std::optional<QueuedRun> RunQueue::PopRunnable(std::stop_token stop) {
+std::optional<QueuedRun> RunQueue::PopRunnable(
+    std::stop_token stop, const std::function<void(const QueuedRun&)>& on_taken) {
   std::unique_lock lock(mu_);
   std::optional<QueuedRun> taken;
   cv_.wait(lock, stop, [&] {
@@ -112,6 +113,7 @@ std::optional<QueuedRun> RunQueue::PopRunnable(std::stop_token stop) {
     return false;
   });
   if (taken) {
+    if (on_taken) on_taken(*taken);
     Acquire(*taken);
     AnnounceWaits();
   }

@@ -46,8 +46,11 @@ class RunQueue {
   void PushRecovered(QueuedRun run);
 
   // Blocks until a runnable run exists (locks free, not paused) or stop is requested; the
-  // returned run's locks are held until Release.
-  std::optional<QueuedRun> PopRunnable(std::stop_token stop);
+  // returned run's locks are held until Release. `on_taken` runs under the queue's lock as the
+  // run leaves it, so whoever takes the run can register it before anyone can see it gone
+  // (RunExecutor::Claim: a run is always either waiting here or claimed, and so cancellable).
+  std::optional<QueuedRun> PopRunnable(std::stop_token stop,
+                                       const std::function<void(const QueuedRun&)>& on_taken = {});
   void Release(const QueuedRun& run);
 
   // Removes a queued run (cancel); false when it is not waiting.

@@ -19,7 +19,7 @@ void WorkerPool::Stop() {
 
 void WorkerPool::Loop(std::stop_token stop) {
   while (!stop.stop_requested()) {
-    auto run = queue_.PopRunnable(stop);
+    auto run = queue_.PopRunnable(stop, [this](const QueuedRun& r) { executor_.Claim(r.id); });
     if (!run) continue;
     metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
     metrics_.SetWorkersBusy(++busy_);

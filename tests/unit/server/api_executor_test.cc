@@ -412,6 +412,28 @@ TEST_F(ApiTest, CancelQueuedRunNeverExecutes) {
   EXPECT_TRUE(queue_.TryReserve()) << "the cancelled run's place was not freed";
 }
 
+// A run a worker has taken from the queue but not started yet is cancellable at once (no
+// retrying): it ends cancelled and its runner never runs.
+TEST_F(ApiTest, CancelBetweenTakingAndStarting) {
+  std::string id = Post();
+  std::stop_source stopped;
+  stopped.request_stop();
+  auto run =
+      queue_.PopRunnable(stopped.get_token(), [&](const QueuedRun& r) { executor_->Claim(r.id); });
+  ASSERT_TRUE(run);
+  EXPECT_EQ(queue_.Depth(), 0u);
+  auto cancel = Call("POST", "/runs/" + id + "/cancel");
+  EXPECT_EQ(cancel.status, 202) << cancel.body;
+  EXPECT_TRUE(Body(cancel).value("cancel_requested", false));
+  executor_->Execute(*run);
+  queue_.Release(*run);
+  auto after = RunJson(id);
+  EXPECT_EQ(after["state"], "cancelled");
+  EXPECT_EQ(runner_.calls.load(), 0) << "a run cancelled before it started ran";
+  EXPECT_FALSE(executor_->IsRunning(id));
+  EXPECT_EQ(Call("POST", "/runs/" + id + "/cancel").status, 409);
+}
+
 // Invalid requests are 400 naming the field; unavailable experiments 501; nothing is queued.
 TEST_F(ApiTest, RefusedRequestsQueueNothing) {
   auto r = Call("POST", "/experiments/E-001/runs", R"({"params":{"events":0}})");
