@@ -493,69 +493,81 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
   Role needed = !mutating                               ? Role::kViewer
                 : (m == "DELETE" && parts[0] == "halt") ? Role::kAdmin
                                                         : Role::kOperator;
-  auto match = [&](std::initializer_list<const char*> shape) {
-    if (parts.size() != shape.size()) return false;
-    std::size_t i = 0;
-    for (const char* s : shape) {
-      if (std::string_view(s) != "*" && parts[i] != s) return false;
-      ++i;
+
+  // The API's resources: matched once, by shape ("*" is an id), then dispatched by method.
+  struct Call {
+    const HttpRequest& req;
+    const std::vector<std::string>& parts;
+    const Principal& who;
+  };
+  struct Method {
+    const char* verb;
+    HttpResponse (*handle)(Api&, const Call&);
+  };
+  struct Resource {
+    std::vector<const char*> shape;
+    const char* name;
+    std::vector<Method> methods;
+  };
+  static const std::vector<Resource> kResources = {
+      {{"experiments"},
+       "/experiments",
+       {{"GET", [](Api& a, const Call&) { return a.ListExperiments(); }}}},
+      {{"experiments", "*"},
+       "/experiments/{id}",
+       {{"GET", [](Api& a, const Call& c) { return a.GetExperiment(c.parts[1]); }}}},
+      {{"experiments", "*", "runs"},
+       "/experiments/{id}/runs",
+       {{"POST", [](Api& a, const Call& c) { return a.CreateRun(c.req, c.parts[1], c.who); }}}},
+      {{"runs"}, "/runs", {{"GET", [](Api& a, const Call& c) { return a.ListRuns(c.req); }}}},
+      {{"runs", "*"},
+       "/runs/{id}",
+       {{"GET", [](Api& a, const Call& c) { return a.GetRun(c.parts[1]); }}}},
+      {{"runs", "*", "events"},
+       "/runs/{id}/events",
+       {{"GET", [](Api& a, const Call& c) { return a.RunEvents(c.req, c.parts[1]); }}}},
+      {{"runs", "*", "report"},
+       "/runs/{id}/report",
+       {{"GET", [](Api& a, const Call& c) { return a.RunReport(c.req, c.parts[1]); }}}},
+      {{"runs", "*", "cancel"},
+       "/runs/{id}/cancel",
+       {{"POST", [](Api& a, const Call& c) { return a.CancelRun(c.req, c.parts[1], c.who); }}}},
+      {{"halt"},
+       "/halt",
+       {{"GET", [](Api& a, const Call&) { return a.HaltStatus(); }},
+        {"POST", [](Api& a, const Call& c) { return a.SetHalt(c.req, c.who); }},
+        {"DELETE", [](Api& a, const Call& c) { return a.LiftHalt(c.req, c.who); }}}},
+      {{"audit"}, "/audit", {{"GET", [](Api& a, const Call& c) { return a.ListAudit(c.req); }}}},
+      {{"audit", "verify"},
+       "/audit/verify",
+       {{"GET", [](Api& a, const Call&) { return a.VerifyAudit(); }}}},
+  };
+  auto matches = [&](const Resource& r) {
+    if (parts.size() != r.shape.size()) return false;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (std::string_view(r.shape[i]) != "*" && parts[i] != r.shape[i]) return false;
     }
     return true;
   };
-  if (match({"experiments"}))
-    route = "/experiments";
-  else if (match({"experiments", "*"}))
-    route = "/experiments/{id}";
-  else if (match({"experiments", "*", "runs"}))
-    route = "/experiments/{id}/runs";
-  else if (match({"runs"}))
-    route = "/runs";
-  else if (match({"runs", "*"}))
-    route = "/runs/{id}";
-  else if (match({"runs", "*", "events"}))
-    route = "/runs/{id}/events";
-  else if (match({"runs", "*", "report"}))
-    route = "/runs/{id}/report";
-  else if (match({"runs", "*", "cancel"}))
-    route = "/runs/{id}/cancel";
-  else if (match({"halt"}))
-    route = "/halt";
-  else if (match({"audit"}))
-    route = "/audit";
-  else if (match({"audit", "verify"}))
-    route = "/audit/verify";
-  else
+  const auto resource = std::find_if(kResources.begin(), kResources.end(), matches);
+  if (resource == kResources.end()) {
+    route = "/" + parts[0];
     return Problem(404, "Not found", "no resource at " + req.path);
+  }
+  route = resource->name;
 
   auto auth = Authorise(req, needed);
   if (auth.refusal) return *auth.refusal;
   if (mutating) {
     if (auto refused = CheckSameOrigin(req)) return *refused;
   }
-  const Principal& who = auth.principal;
-
-  if (route == "/experiments") return m == "GET" ? ListExperiments() : method_not_allowed("GET");
-  if (route == "/experiments/{id}")
-    return m == "GET" ? GetExperiment(parts[1]) : method_not_allowed("GET");
-  if (route == "/experiments/{id}/runs") {
-    return m == "POST" ? CreateRun(req, parts[1], who) : method_not_allowed("POST");
+  for (const auto& method : resource->methods) {
+    if (m == method.verb) return method.handle(*this, Call{req, parts, auth.principal});
   }
-  if (route == "/runs") return m == "GET" ? ListRuns(req) : method_not_allowed("GET");
-  if (route == "/runs/{id}") return m == "GET" ? GetRun(parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/events")
-    return m == "GET" ? RunEvents(req, parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/report")
-    return m == "GET" ? RunReport(req, parts[1]) : method_not_allowed("GET");
-  if (route == "/runs/{id}/cancel")
-    return m == "POST" ? CancelRun(req, parts[1], who) : method_not_allowed("POST");
-  if (route == "/halt") {
-    if (m == "POST") return SetHalt(req, who);
-    if (m == "DELETE") return LiftHalt(req, who);
-    if (m == "GET") return HaltStatus();
-    return method_not_allowed("GET, POST, DELETE");
-  }
-  if (route == "/audit") return m == "GET" ? ListAudit(req) : method_not_allowed("GET");
-  return m == "GET" ? VerifyAudit() : method_not_allowed("GET");
+  std::string allowed;
+  for (const auto& method : resource->methods)
+    allowed += (allowed.empty() ? "" : ", ") + std::string(method.verb);
+  return method_not_allowed(allowed.c_str());
 }
 
 HttpResponse Api::Health() { return JsonResponse(200, {{"status", "ok"}}); }
