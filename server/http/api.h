@@ -79,7 +79,6 @@ class Api {
   HttpResponse HaltStatus();
   HttpResponse ListAudit(const HttpRequest& request);
   HttpResponse VerifyAudit();
-  HttpResponse StaticFile(const std::string& path);
 
   std::string NewRunId();
 

@@ -385,7 +385,7 @@ TEST_F(ApiTest, PerRunTimeoutStopsTheRun) {
   rec.request_json = R"({"modes":["success"],"params":{},"repeat":1,"timeout_seconds":1})";
   ASSERT_TRUE(store_->InsertQueued(rec, Actor{"test", ""}, std::nullopt, "h").ok());
   ASSERT_TRUE(queue_.TryReserve());
-  queue_.PushReserved(QueuedRun{"rtimeout", "E-001", {}});
+  queue_.PushReserved(QueuedRun{"rtimeout", "E-001", {}, {}});
   auto started = std::chrono::steady_clock::now();
   auto worker = std::async(std::launch::async, [&] { ExecuteNext(); });
   ASSERT_EQ(worker.wait_for(10s), std::future_status::ready) << "the timeout did not stop the run";

@@ -1,0 +1,297 @@
+// The run resources: create (admission, idempotency), list, read, events, report, cancel.
+#include <algorithm>
+#include <sstream>
+
+#include "domain/catalog.h"
+#include "domain/run_locks.h"
+#include "domain/run_request.h"
+#include "domain/sha256.h"
+#include "server/http/api.h"
+#include "server/http/json_body.h"
+#include "server/http/paging.h"
+#include "server/http/problem.h"
+#include "server/http/run_events.h"
+#include "server/http/run_reports.h"
+#include "server/json_codec.h"
+#include "server/time_format.h"
+
+namespace lab::server {
+namespace {
+
+constexpr std::size_t kRunCacheEntries = 4096;
+
+}  // namespace
+
+HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experiment,
+                            const Principal& who) {
+  const auto* spec = domain::FindExperiment(experiment);
+  if (spec == nullptr)
+    return Problem(404, "Unknown experiment", "there is no experiment " + experiment);
+  if (available_.count(experiment) == 0) {
+    return Problem(
+        501, "Experiment not available",
+        experiment + " is in the catalog but its runner is not built yet; nothing was queued");
+  }
+  {
+    std::lock_guard lock(halt_mu_);
+    if (halt_reason_) {
+      metrics_.AdmissionRejected("halted");
+      auto r = Problem(503, "Halted",
+                       "the lab is halted (" + *halt_reason_ + "); DELETE /halt lifts it");
+      r.AddHeader("Retry-After", "60");
+      return r;
+    }
+  }
+  if (draining_) {
+    metrics_.AdmissionRejected("shutting_down");
+    auto r = Problem(503, "Shutting down", "the server is shutting down and accepts no new runs");
+    r.AddHeader("Retry-After", "10");
+    return r;
+  }
+  Json body = Json::object();
+  if (!req.body.empty()) {
+    auto parsed = ParseBody(req.body);
+    if (!parsed) {
+      return Problem(400, "Malformed JSON", "the body is not valid JSON (or repeats a key)",
+                     {{"body", "is not valid JSON or an object repeats a key"}});
+    }
+    body = std::move(*parsed);
+    if (!body.is_object()) {
+      return Problem(400, "Invalid request", "the body must be a JSON object",
+                     {{"body", "must be an object"}});
+    }
+  }
+  std::vector<domain::FieldError> errors;
+  auto validated = domain::ValidateRunRequest(*spec, RunRequestInputFromJson(body), errors);
+  if (!validated.ok()) {
+    std::string detail =
+        "the run request is invalid: " + errors.front().field + " " + errors.front().message;
+    if (errors.size() > 1) detail += " (and " + std::to_string(errors.size() - 1) + " more)";
+    return Problem(400, "Invalid run request", detail, errors);
+  }
+  Json request_json = RequestToJson(*validated);
+  std::string body_hash = domain::Sha256Hex(experiment + "\n" + request_json.dump());
+  std::optional<std::string> key = req.Header("idempotency-key");
+  if (key && (key->empty() || key->size() > 200)) {
+    return Problem(400, "Invalid Idempotency-Key", "the key must be 1 to 200 characters",
+                   {{"Idempotency-Key", "must be 1 to 200 characters"}});
+  }
+  auto replay = [&](const IdempotencyRecord& rec) -> HttpResponse {
+    if (rec.body_hash != body_hash) {
+      return Problem(
+          422, "Idempotency key reused",
+          "this Idempotency-Key was used with a different request (run " + rec.run_id + ")");
+    }
+    auto original = GetRun(rec.run_id);
+    original.AddHeader("Location", "/runs/" + rec.run_id);
+    return original;
+  };
+  if (key) {
+    auto found = store_.FindIdempotencyKey(who.name, *key);
+    if (!found.ok()) return ProblemFor(found.error());
+    if (found->has_value()) return replay(**found);
+  }
+  if (!queue_.TryReserve()) {
+    metrics_.AdmissionRejected("queue_full");
+    auto r = Problem(503, "Queue full",
+                     "the run queue holds its maximum of " + std::to_string(queue_.capacity()) +
+                         " runs; retry later");
+    r.AddHeader("Retry-After", std::to_string(options_.retry_after_seconds));
+    return r;
+  }
+  RunRecord run;
+  run.id = NewRunId();
+  run.experiment = experiment;
+  run.request_json = request_json.dump();
+  auto inserted = store_.InsertQueued(run, Actor{who.name, req.request_id}, key, body_hash);
+  if (!inserted.ok()) {
+    queue_.CancelReservation();
+    if (key && inserted.error().code == domain::ErrorCode::kConflict) {  // a concurrent twin won
+      auto found = store_.FindIdempotencyKey(who.name, *key);
+      if (found.ok() && found->has_value()) return replay(**found);
+    }
+    return ProblemFor(inserted.error());
+  }
+  const auto locks = domain::LocksFor(*spec);
+  queue_.PushReserved(QueuedRun{inserted->id, experiment, locks.exclusive, locks.shared});
+  metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
+  std::vector<StepRecord> no_steps;
+  auto r = JsonResponse(202, RunToJson(*inserted, &no_steps));
+  r.AddHeader("Location", "/runs/" + inserted->id);
+  return r;
+}
+
+HttpResponse Api::ListRuns(const HttpRequest& req) {
+  RunFilter f;
+  std::vector<domain::FieldError> errors;
+  if (auto it = req.query.find("experiment"); it != req.query.end()) f.experiment = it->second;
+  if (auto it = req.query.find("state"); it != req.query.end()) {
+    if (!domain::ParseRunState(it->second)) errors.push_back({"state", "is not a run state"});
+    f.state = it->second;
+  }
+  if (auto it = req.query.find("verdict"); it != req.query.end()) {
+    if (!domain::ParseVerdict(it->second)) errors.push_back({"verdict", "is not a verdict"});
+    f.verdict = it->second;
+  }
+  for (const char* name : {"since", "until"}) {
+    if (auto it = req.query.find(name); it != req.query.end()) {
+      auto t = ParseTime(it->second);
+      if (!t) {
+        errors.push_back({name, "must be an RFC 3339 UTC time like 2026-11-21T10:00:00Z"});
+      } else {
+        (std::string(name) == "since" ? f.since : f.until) = FormatTime(*t);
+      }
+    }
+  }
+  if (auto bad = ReadPaging(req, f.limit, f.before_seq)) return *bad;
+  if (!errors.empty()) return Problem(400, "Invalid query", "the filters are invalid", errors);
+  int wanted = f.limit;
+  f.limit = wanted + 1;  // one more tells whether there is a next page
+  auto runs = store_.List(f);
+  if (!runs.ok()) return ProblemFor(runs.error());
+  Json items = Json::array();
+  for (int i = 0; i < static_cast<int>(runs->size()) && i < wanted; ++i)
+    items.push_back(RunToJson((*runs)[i], nullptr));
+  Json next = static_cast<int>(runs->size()) > wanted ? Json(EncodeCursor((*runs)[wanted - 1].seq))
+                                                      : Json();
+  return JsonResponse(200, {{"items", items}, {"next_cursor", next}});
+}
+
+HttpResponse Api::GetRun(const std::string& id) {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (auto it = finished_run_json_.find(id); it != finished_run_json_.end()) {
+      HttpResponse r;
+      r.shared_body = it->second;
+      return r;
+    }
+  }
+  auto run = store_.Get(id);
+  if (!run.ok()) return ProblemFor(run.error());
+  if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
+  auto steps = store_.Steps(id, 0, 100000);
+  if (!steps.ok()) return ProblemFor(steps.error());
+  HttpResponse r;
+  Json view = RunToJson(**run, &*steps);
+  if (!domain::IsTerminal((*run)->state)) {
+    // What the run has created so far: a user (or a test) can see what cleanup will remove.
+    if (auto artifacts = store_.Artifacts(id); artifacts.ok()) {
+      view["artifacts"] = ArtifactsByMode(*artifacts);
+    }
+  }
+  r.body = JsonBody(view);
+  if (domain::IsTerminal((*run)->state)) {
+    auto body = r.Share();
+    std::lock_guard lock(cache_mu_);
+    if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
+    finished_run_json_[id] = std::move(body);
+  }
+  return r;
+}
+
+HttpResponse Api::RunEvents(const HttpRequest& req, const std::string& id) {
+  auto run = store_.Get(id);
+  if (!run.ok()) return ProblemFor(run.error());
+  if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
+  std::int64_t after = 0;
+  if (auto last = req.Header("last-event-id")) {
+    try {
+      after = std::stoll(*last);
+    } catch (const std::exception&) {
+      after = 0;
+    }
+  }
+  // Each open stream polls the store several times a second: their number is bounded.
+  if (open_streams_->fetch_add(1) >= options_.max_event_streams) {
+    open_streams_->fetch_sub(1);
+    auto r = Problem(503, "Too many event streams",
+                     "this server serves at most " + std::to_string(options_.max_event_streams) +
+                         " event streams at once (--max-event-streams); poll GET /runs/" + id +
+                         " or retry later");
+    r.AddHeader("Retry-After", std::to_string(options_.retry_after_seconds));
+    return r;
+  }
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  r.AddHeader("Cache-Control", "no-cache");
+  r.stream = MakeRunEventStream(store_, id, after, open_streams_);
+  return r;
+}
+
+HttpResponse Api::RunReport(const HttpRequest& req, const std::string& id) {
+  std::string format = "json";
+  if (auto it = req.query.find("format"); it != req.query.end()) format = it->second;
+  if (format != "json" && format != "markdown" && format != "junit") {
+    return Problem(400, "Unknown report format", "format must be json, markdown or junit",
+                   {{"format", "must be json, markdown or junit"}});
+  }
+  auto run = store_.Get(id);
+  if (!run.ok()) return ProblemFor(run.error());
+  if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
+  auto steps = store_.Steps(id, 0, 100000);
+  Json j = RunToJson(**run, steps.ok() ? &*steps : nullptr);
+  const auto* spec = domain::FindExperiment((*run)->experiment);
+  if (spec == nullptr)
+    return Problem(500, "Unknown experiment", "the run names an experiment not in the catalog");
+  HttpResponse r;
+  if (format == "json") {
+    j["experiment_detail"] = ExperimentToJson(*spec, available_.count(spec->id) > 0);
+    r.body = j.dump(2);
+  } else if (format == "markdown") {
+    r.content_type = "text/markdown; charset=utf-8";
+    r.body = MarkdownReport(j, *spec);
+  } else {
+    r.content_type = "application/xml; charset=utf-8";
+    r.body = JunitReport(j, *spec);
+  }
+  r.AddHeader("Content-Disposition", "inline; filename=\"" + id + "-report." +
+                                         (format == "markdown" ? "md"
+                                          : format == "junit"  ? "xml"
+                                                               : "json") +
+                                         "\"");
+  return r;
+}
+
+HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const Principal& who) {
+  Actor actor{who.name, req.request_id};
+  auto finished = [&](const RunRecord& r) {
+    return Problem(
+        409, "Run already finished",
+        "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
+  };
+  // A run not yet finished is either waiting in the queue or claimed by the executor (a worker
+  // claims it under the queue's lock as it takes it), so one look at each settles it.
+  {
+    auto run = store_.Get(id);
+    if (!run.ok()) return ProblemFor(run.error());
+    if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
+    const RunRecord& r = **run;
+    if (domain::IsTerminal(r.state)) return finished(r);
+    if (r.state == domain::RunState::kQueued && queue_.Remove(id)) {
+      RunTransition t;
+      t.to = domain::RunState::kCancelled;
+      t.error = "cancelled by " + who.name + " before it started";
+      t.audit_action = "run.cancelled";
+      auto done = store_.Transition(id, t, actor);
+      if (!done.ok()) return ProblemFor(done.error());
+      metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
+      metrics_.RunFinished(r.experiment, "cancelled", "none", 0);
+      return JsonResponse(202, RunToJson(*done, nullptr));
+    }
+    if (executor_.Cancel(id, actor)) {
+      Json j = RunToJson(r, nullptr);
+      j["cancel_requested"] = true;
+      return JsonResponse(202, j);
+    }
+  }
+  // Neither waiting nor claimed: it finished between the first look and now.
+  auto now = store_.Get(id);
+  if (!now.ok()) return ProblemFor(now.error());
+  if (now->has_value() && domain::IsTerminal((*now)->state)) return finished(**now);
+  return Problem(409, "Cannot cancel now",
+                 "run " + id + " is neither queued nor running here (" +
+                     (now->has_value() ? std::string(domain::ToString((*now)->state)) : "gone") +
+                     ")");
+}
+
+}  // namespace lab::server
