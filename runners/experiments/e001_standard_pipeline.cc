@@ -28,19 +28,13 @@
 #include "runners/common/c_handle.h"
 #include "runners/common/util.h"
 #include "runners/experiments/experiments.h"
+#include "runners/redis/order_cache.h"
 #include "runners/redis/redis_client.h"
 
 namespace lab::runners {
 namespace {
 
 using namespace std::chrono_literals;
-
-const char* kVersionedFill = R"(
-local cur = redis.call('HGET', KEYS[1], 'version')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'amount', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1)";
 
 // Whether `group` is Stable with `members` members holding `partitions` partitions between
 // them (DescribeConsumerGroups, librdkafka >= 2.0). Load is offered only then: otherwise the
@@ -316,7 +310,7 @@ class StandardPipeline final : public ExperimentBase {
     const std::string version = *row->rows[0][1];
     const std::string ttl = std::to_string(30000 + (id * 7919) % 5000);  // TTL with jitter
     if (invalidation == "versioned") {
-      (void)rc.Command({"EVAL", kVersionedFill, "1", key, version, amount, ttl});
+      (void)rc.Command({"EVAL", redis::kVersionedOrderSet, "1", key, version, amount, ttl});
     } else {
       (void)rc.Pipeline(
           {{"HSET", key, "amount", amount, "version", version}, {"PEXPIRE", key, ttl}});

@@ -51,6 +51,17 @@ Result<ConfHandle> MakeConf(const ConfigMap& settings) {
   return conf;
 }
 
+// A client handle from `conf`. rd_kafka_new takes the configuration only when it succeeds;
+// on failure `conf` still owns it and frees it.
+Result<KafkaHandle> NewClient(rd_kafka_type_t type, ConfHandle& conf) {
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
+  if (rk == nullptr)
+    return MakeError(ErrorCode::kInvalidArgument, std::string("rd_kafka_new: ") + errstr);
+  (void)conf.release();
+  return KafkaHandle(rk);
+}
+
 ConfigMap Merge(ConfigMap base, const ConfigMap& extra) {
   for (const auto& kv : extra) {
     bool replaced = false;
@@ -156,12 +167,9 @@ Result<std::unique_ptr<Producer>> Producer::Create(const std::string& bootstrap,
   rd_kafka_conf_set_opaque(conf->get(), producer.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &Producer::OnDelivery);
   rd_kafka_conf_set_log_cb(conf->get(), &QuietLog);
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof errstr);
-  if (rk == nullptr)
-    return MakeError(ErrorCode::kInvalidArgument, std::string("rd_kafka_new: ") + errstr);
-  (void)conf->release();  // owned by rk now (only on success)
-  producer->rk_.reset(rk);
+  auto rk = NewClient(RD_KAFKA_PRODUCER, *conf);
+  if (!rk) return rk.error();
+  producer->rk_ = std::move(*rk);
   return producer;
 }
 
@@ -292,13 +300,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const std::string& bootstrap,
   rd_kafka_conf_set_opaque(conf->get(), consumer.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &Consumer::OnRebalance);
   rd_kafka_conf_set_log_cb(conf->get(), &QuietLog);
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof errstr);
-  if (rk == nullptr)
-    return MakeError(ErrorCode::kInvalidArgument, std::string("rd_kafka_new: ") + errstr);
-  (void)conf->release();
-  consumer->rk_.reset(rk);
-  rd_kafka_poll_set_consumer(rk);
+  auto rk = NewClient(RD_KAFKA_CONSUMER, *conf);
+  if (!rk) return rk.error();
+  consumer->rk_ = std::move(*rk);
+  rd_kafka_poll_set_consumer(consumer->rk_.get());
   return consumer;
 }
 
@@ -485,13 +490,10 @@ Result<std::unique_ptr<Admin>> Admin::Create(const std::string& bootstrap, Confi
   auto conf = MakeConf(Merge(BaseConfig(bootstrap), extra));
   if (!conf) return conf.error();
   rd_kafka_conf_set_log_cb(conf->get(), &QuietLog);
-  char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof errstr);
-  if (rk == nullptr)
-    return MakeError(ErrorCode::kInvalidArgument, std::string("rd_kafka_new: ") + errstr);
-  (void)conf->release();
+  auto rk = NewClient(RD_KAFKA_PRODUCER, *conf);
+  if (!rk) return rk.error();
   std::unique_ptr<Admin> admin(new Admin());
-  admin->rk_.reset(rk);
+  admin->rk_ = std::move(*rk);
   admin->bootstrap_ = bootstrap;
   return admin;
 }

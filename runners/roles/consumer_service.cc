@@ -15,6 +15,7 @@
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
+#include "runners/redis/order_cache.h"
 #include "runners/redis/redis_client.h"
 #include "runners/roles/role_common.h"
 
@@ -37,14 +38,6 @@ std::string HeaderOr(const kafka::Message& m, const std::string& name, const std
   }
   return def;
 }
-
-// Sets the cached order only if the cache holds an older version (or nothing).
-const char* kVersionedSet = R"(
-local cur = redis.call('HGET', KEYS[1], 'version')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'amount', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1)";
 
 }  // namespace
 
@@ -160,7 +153,7 @@ int RunConsumerService(const RoleArgs& args) {
       if (invalidate == "del") {
         (void)cache->Command({"DEL", key});
       } else if (invalidate == "versioned") {
-        (void)cache->Command({"EVAL", kVersionedSet, "1", key,
+        (void)cache->Command({"EVAL", redis::kVersionedOrderSet, "1", key,
                               std::to_string(ev.value("version", std::int64_t{1})),
                               std::to_string(ev.value("amount", std::int64_t{0})), "60000"});
       }
