@@ -23,8 +23,8 @@ namespace {
 
 // Distinct event ids (header event_id) in `topic` and how often each appears, read here from the
 // beginning with a fresh read_committed consumer: a recount independent of the runner's.
-std::map<std::string, int> EventIdsInTopic(const std::string& topic) {
-  auto read = runners::kafka::ReadTopic(TestStackConfig().kafka_bootstrap, topic, 3,
+std::map<std::string, int> EventIdsInTopic(const std::string& topic, int partitions = 3) {
+  auto read = runners::kafka::ReadTopic(TestStackConfig().kafka_bootstrap, topic, partitions,
                                         "read_committed", std::chrono::seconds(60));
   EXPECT_TRUE(read.complete) << topic << ": " << read.error;
   std::map<std::string, int> ids;
@@ -184,12 +184,29 @@ void ExpectE005Consistent(const RunOutcome& o) {
       << Describe(o);
 }
 
+// Recounted from the stack: the DLQ read again holds each poisoned event once, the main topic
+// every event once, and the side effects are one per event after both replays.
 TEST(Integration, E005DlqReplay) {
-  auto o = RunThroughApi("E-005", {});
+  auto o = RunKeptThroughApi("E-005", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   ExpectE005Consistent(o);
   EXPECT_EQ(MetricOf(o, "success", "total"), 300) << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "duplicates"), 0) << Describe(o);
+  const auto details = nlohmann::json::parse(o.modes["success"].details_json, nullptr, false);
+  ASSERT_TRUE(details.is_object() && details["topics"].size() == 4) << Describe(o);
+  const std::string ns = details.value("run_ns", "");
+  const auto events = EventIdsInTopic(details["topics"][0].get<std::string>(), 3);
+  const auto dlq = EventIdsInTopic(details["topics"][3].get<std::string>(), 1);
+  EXPECT_EQ(static_cast<double>(events.size()), MetricOf(o, "success", "total"));
+  EXPECT_EQ(static_cast<double>(dlq.size()), MetricOf(o, "success", "dlq")) << Describe(o);
+  for (const auto& [id, times] : dlq) EXPECT_EQ(times, 1) << id << " dead-lettered twice";
+  for (const auto& [id, times] : dlq) EXPECT_TRUE(events.count(id)) << id << " not in the topic";
+  EXPECT_EQ(CountRows("SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", ns),
+            static_cast<double>(events.size()));
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", ns),
+            static_cast<double>(events.size()))
+      << "a side effect applied twice across the two replays";
+  CleanupKept("E-005", o);
 }
 
 // The practice flipped: the consumers of the replays run without processed_event, so the second
