@@ -1020,24 +1020,241 @@ std::vector<ExperimentSpec> Build() {
            "partial outages should degrade, not collapse",
            "Redis down, MySQL down, Kafka down in turn: breaker, stale reads, outbox accumulation",
            {kPartKafka, kPartMysql, kPartRedis});
-  advanced("N03", "Caller-runs executor", "resilience",
-           "a caller-runs executor blocks its caller under overload; abort + bulkhead keeps it "
-           "responsive",
-           "bounded pool flooded; caller block time and a health probe's p99", {});
-  advanced("N04", "DB connection held across slow I/O", "resilience",
-           "holding a DB connection across slow I/O exhausts the pool",
-           "transaction held during a slow call vs I/O outside the transaction", {kPartMysql});
-  advanced("N06", "Misaligned timeouts", "resilience",
-           "misaligned timeouts leave zombie work after the client gave up",
-           "client timeout shorter than the server's retry chain vs a propagated deadline",
-           {kPartMysql});
-  advanced("N19", "Outbox survives a broker outage", "resilience",
-           "an outbox survives a long broker outage and drains a large backlog with zero loss",
-           "Kafka down while writes continue; drain rate; reconciliation",
-           {kPartKafka, kPartMysql});
-  advanced("N21", "Circuit breaker", "resilience",
-           "a circuit breaker contains a latency spike and recovers by itself",
-           "dependency latency injected: MTTD, MTTR, failure rate", {kPartMysql, kPartToxiproxy});
+  c.push_back(
+      {"N03",
+       "Caller-runs executor",
+       "resilience",
+       "a caller-runs executor blocks its caller under overload; abort + a bulkhead per "
+       "dependency keeps the service responsive",
+       "a real valuation-service (lab-role): one acceptor thread that also answers GET /healthz, "
+       "a pool of `workers` threads with `queue` slots; each request does work_ms of its own work "
+       "and calls a real downstream-service that takes downstream_ms. `clients` threads of the "
+       "runner flood POST /value for `seconds` (20 ms apart per client) while a prober GETs "
+       "/healthz every 20 ms (1 s timeout), both outside the service. failure: --executor "
+       "caller-runs (a full queue runs the request on the acceptor thread). success: --executor "
+       "abort (a full queue answers 503 at once) and --bulkhead `bulkhead` (more concurrent "
+       "downstream calls answer 429 at once). "
+       "practice=off: the success mode runs caller-runs without a bulkhead",
+       "probe_p50_ms / probe_p99_ms / probe_timeouts are the prober's (client_observed; a "
+       "timed-out probe counts as 1000 ms); rejected_client_seen counts the 503 and 429 answers "
+       "the flooding clients received; caller_runs and acceptor_busy_ms (the time the acceptor "
+       "spent running requests instead of accepting) and rejected_503/429 are the service's own "
+       "/metrics (self_reported), rejected_mismatch compares them with the clients' count. "
+       "saturated is 1 when the pool was really full (caller_runs > 0 or rejections seen): "
+       "otherwise the mode is inconclusive. Confirmed when the failure's probe p99 is at least "
+       "10x the success's and the success rejected visibly with no probe timing out",
+       {Failure("caller-runs: a full queue runs work on the accepting thread"),
+        Success("abort + a bulkhead per dependency: 503/429 at once")},
+       {Int("clients", 32, 4, 256, "clients",
+            "concurrent flooding clients (one request each at a "
+            "time)"),
+        Int("seconds", 4, 1, 60, "s", "how long the flood lasts"),
+        Int("workers", 2, 1, 32, "threads", "the service's worker threads"),
+        Int("queue", 4, 1, 256, "slots", "the service's queue slots"),
+        Int("work_ms", 50, 0, 2000, "ms", "each request's own work"),
+        Int("downstream_ms", 150, 10, 5000, "ms", "each downstream call's time"),
+        Int("bulkhead", 1, 1, 32, "calls", "concurrent downstream calls allowed (success)"),
+        Practice()},
+       {},
+       {},
+       {Cmp("failure", "saturated", kEq, 1, kInc), Cmp("failure", "caller_runs", kGt, 0, kInc),
+        Cmp("success", "saturated", kEq, 1, kInc),
+        Ratio("failure", "probe_p99_ms", kGe, 10, "success", "probe_p99_ms"),
+        Cmp("success", "rejected_client_seen", kGt, 0), Cmp("success", "probe_timeouts", kEq, 0)},
+       60});
+  c.push_back(
+      {"N04",
+       "DB connection held across slow I/O",
+       "resilience",
+       "holding a DB connection (an open transaction) across a slow downstream call exhausts "
+       "the pool; making the call outside the transaction does not",
+       "a real valuation-service (lab-role) with a pool of `pool` MariaDB connections (a wait "
+       "longer than pool_timeout_ms answers 503) writes one `valuation` row per request and calls "
+       "a real downstream-service through a Toxiproxy proxy whose latency toxic adds latency_ms "
+       "to each answer; `clients` threads of the runner send POST /value for `seconds`, the "
+       "same load in both modes. failure: --db tx-around-call (connection, BEGIN, INSERT, the "
+       "slow call, COMMIT). success: --db call-outside-tx (the slow call, then connection, BEGIN, "
+       "INSERT, COMMIT). practice=off: the success mode holds the transaction across the call",
+       "pool_timeouts, pool_waits and pool_wait_ms_total are the service's /metrics "
+       "(self_reported), cross-checked with client_503, the 503 answers the clients received "
+       "(the queue is larger than the clients, so a 503 is a pool timeout); idle_in_tx_max is "
+       "MariaDB's own view (server_counter): the most of the service's connections that "
+       "INNODB_TRX showed with an open transaction while PROCESSLIST showed them idle (Sleep) "
+       "for at least 100 ms, sampled every 50 ms; rows are the run's `valuation` rows read back "
+       "after the service "
+       "stopped, rows_missing the ok answers without a row; ok_per_s is the throughput the "
+       "clients saw. toxic_fired: the runner's own call through the proxy and every ok answer "
+       "took at least 0.9 x latency_ms, else inconclusive. Confirmed when the failure has pool "
+       "timeouts (and clients saw 503s) and the success none at the same load",
+       {Failure("transaction open across the slow call"),
+        Success("the call outside the transaction")},
+       {Int("clients", 12, 2, 128, "clients", "concurrent clients (one request each at a time)"),
+        Int("seconds", 5, 1, 60, "s", "how long the load lasts"),
+        Int("pool", 4, 1, 32, "connections", "the service's MariaDB pool"),
+        Int("pool_timeout_ms", 300, 50, 10000, "ms", "how long a request waits for a connection"),
+        Int("latency_ms", 400, 50, 5000, "ms", "latency the toxic adds to the dependency"),
+        Practice()},
+       {kPartMysql, kPartToxiproxy},
+       // Its own proxies and toxics would make a concurrent run's postflight find
+       // Toxiproxy unclean: it holds Toxiproxy alone.
+       {kLockNetwork},
+       {Cmp("failure", "toxic_fired", kEq, 1, kInc), Cmp("success", "toxic_fired", kEq, 1, kInc),
+        Cmp("failure", "idle_in_tx_max", kGt, 0, kInc),
+        Cmp("failure", "rows_missing", kEq, 0, kInc), Cmp("success", "rows_missing", kEq, 0, kInc),
+        Cmp("success", "ok", kGt, 0, kInc), Cmp("failure", "pool_timeouts", kGt, 0),
+        Cmp("failure", "client_503", kGt, 0), Cmp("success", "pool_timeouts", kEq, 0),
+        Cmp("success", "client_503", kEq, 0)},
+       60});
+  c.push_back(
+      {"N06",
+       "Misaligned timeouts",
+       "resilience",
+       "when the client gives up before the service's retry chain ends, the work goes on for "
+       "nobody (zombie work); a propagated deadline stops it",
+       "a real valuation-service (lab-role) calls a real downstream-service through a Toxiproxy "
+       "proxy whose latency toxic adds latency_ms to each answer, more than the service's "
+       "attempt_timeout_ms, so every attempt times out and the service retries (`retries` x "
+       "attempt_timeout_ms, backoff_ms doubling between them). `clients` threads of the runner "
+       "send `requests` "
+       "POST /value with X-Deadline-Ms = start + deadline_ms and give up after deadline_ms. "
+       "failure: --deadline ignore (neither checked nor passed on). success: --deadline propagate "
+       "(no attempt starts past the deadline, attempts capped by the time left, 504). "
+       "practice=off: the success mode ignores the deadline. The service always forwards the "
+       "client's deadline as X-Client-Deadline-Ms, an observation header it never acts on",
+       "zombie_requests (calls that arrived after the client's deadline) and zombie_s (the sum of "
+       "max(0, finish - deadline) / 1000) are counted by the downstream, a separate process, "
+       "read from its /stats once the service has nothing in flight; zombie_ms_per_request is "
+       "zombie_s per request. client_gave_up (client timeouts + 504s) is what the clients saw: "
+       "none is inconclusive; toxic_fired: the runner's own call through the proxy took at "
+       "least 0.9 x latency_ms, else inconclusive. downstream_calls and downstream_timeouts are "
+       "the service's /metrics, calls_mismatch compares them with the downstream's received. "
+       "Confirmed when the failure leaves zombie work and the success none: no call after the "
+       "deadline and at most 20 ms of zombie time per request (one sampling interval)",
+       {Failure("the deadline ignored: retries go on after the client left"),
+        Success("the deadline propagated: no attempt past it")},
+       {Int("clients", 4, 1, 64, "clients", "concurrent clients (one request each at a time)"),
+        Int("requests", 24, 1, 2000, "requests", "requests in all"),
+        Int("deadline_ms", 300, 50, 5000, "ms", "the client's deadline (and its timeout)"),
+        Int("latency_ms", 1000, 100, 10000, "ms", "latency the toxic adds to the dependency"),
+        Int("retries", 3, 1, 6, "retries", "the service's retries after the first attempt"),
+        Int("attempt_timeout_ms", 400, 50, 5000, "ms", "the service's timeout per attempt"),
+        Int("backoff_ms", 50, 0, 1000, "ms",
+            "the service's pause before the first retry (doubling for each next one)"),
+        Practice()},
+       {kPartToxiproxy},
+       // Its own proxies and toxics would make a concurrent run's postflight find
+       // Toxiproxy unclean: it holds Toxiproxy alone.
+       {kLockNetwork},
+       {Cmp("failure", "toxic_fired", kEq, 1, kInc), Cmp("success", "toxic_fired", kEq, 1, kInc),
+        Cmp("failure", "client_gave_up", kGt, 0, kInc),
+        Cmp("success", "client_gave_up", kGt, 0, kInc), Cmp("failure", "zombie_requests", kGt, 0),
+        Cmp("failure", "zombie_s", kGt, 0), Cmp("success", "zombie_requests", kEq, 0),
+        Cmp("success", "zombie_ms_per_request", kLe, 20)},
+       60});
+  c.push_back(
+      {"N19",
+       "Outbox survives a broker outage",
+       "resilience",
+       "an outbox survives a long broker outage and drains the backlog with zero loss; producing "
+       "directly to Kafka loses the events written while the brokers are down",
+       "the command-service writes orders at `rate` commands/s (clamp(rate/50, 1, 32) MariaDB "
+       "connections). After about a second of traffic all three brokers are really stopped "
+       "(infra/stack.sh kafka stop N, the three at once; broker_fault=kill: SIGKILL) and kept "
+       "down at least outage_seconds after every port refuses connections, and until `backlog` "
+       "orders were written since the stop; the writer is stopped (SIGTERM), then the brokers "
+       "are started again. failure: each event is produced directly after its commit "
+       "(idempotent, acks=all, message.timeout.ms = delivery_timeout_ms, shorter than the "
+       "outage). success: the outbox row is written in the order's transaction and the "
+       "outbox-relay, running throughout, drains the backlog once the brokers are back. "
+       "practice=off: the success mode produces directly too. Every stopped broker is started "
+       "again on every exit path (cancel and timeout included)",
+       "committed counts the run's orders rows and written_during_outage those created while "
+       "every broker refused connections (read back from MariaDB; the window from a TCP probe "
+       "of each broker's port every 200 ms: brokers_down = 1 when all three refused, the fault "
+       "fired, all_down_ms its length); read_back counts distinct event ids a fresh consumer "
+       "reads from the topic after the brokers returned, lost = committed orders whose event is "
+       "absent, duplicates = records beyond the first per event, mismatches = lost + records "
+       "without an order (+ for the outbox: rows still pending and outbox rows != orders). "
+       "peak_backlog, oldest_age_at_peak_s and time_to_zero_ms (from the first broker accepting "
+       "again to no pending row) are sampled from the outbox table; drained counts the rows the "
+       "relay marked (published_at_us) from that moment on, drain_ms runs from it to the last "
+       "mark and drain_events_per_s = drained / drain_ms; outage_ms (first stop to every broker "
+       "healthy) and restart_ms are measured "
+       "around infra/stack.sh. outage_over_timeout = 1 when all_down_ms exceeded the direct "
+       "producer's delivery_timeout_ms (the outage was long for it). The writer's acked and "
+       "delivery_failed and the relay's published are self-reported, in the details only. "
+       "duplicates are reported, not judged: a record in flight when a broker stops can be "
+       "appended without its acknowledgement, and the relay publishes it again (at least once; "
+       "the consumer's processed_event absorbs it, E-003)",
+       {Failure("direct produce after commit during the outage"),
+        Success("outbox row in the same transaction, relay drains after the outage")},
+       {Int("backlog", 3000, 100, 5000000, "events",
+            "orders written after the stop before the brokers return (the backlog the outbox "
+            "holds); at `rate` this also sets the outage's length"),
+        Int("rate", 500, 50, 20000, "commands/s", "commands offered per second by the writer"),
+        Int("outage_seconds", 3, 1, 3600, "s",
+            "the least time all three brokers stay down, counted from when every port refuses"),
+        Int("delivery_timeout_ms", 2000, 500, 300000, "ms",
+            "the direct producer's message.timeout.ms (the failure mode needs an outage longer "
+            "than this)"),
+        Enum("broker_fault", "stop", {"stop", "kill"},
+             "stop: SIGTERM and a controlled shutdown; kill: SIGKILL"),
+        Practice()},
+       {kPartKafka, kPartMysql},
+       {kLockKafkaBrokers},
+       {Cmp("failure", "brokers_down", kEq, 1, kInc),
+        Cmp("failure", "written_during_outage", kGt, 0, kInc),
+        Cmp("failure", "outage_over_timeout", kEq, 1, kInc), Cmp("failure", "lost", kGt, 0),
+        Cmp("success", "brokers_down", kEq, 1, kInc),
+        Cmp("success", "written_during_outage", kGt, 0, kInc), Cmp("success", "lost", kEq, 0),
+        Cmp("success", "mismatches", kEq, 0), Cmp("success", "peak_backlog", kGt, 0, kInc)},
+       300});
+  c.push_back(
+      {"N21",
+       "Circuit breaker",
+       "resilience",
+       "a circuit breaker contains a latency spike and recovers by itself",
+       "a real valuation service (`workers` threads, a queue of 2 x workers, each call to its "
+       "dependency bounded by `call_timeout_ms`, the last good value per id served when a call "
+       "fails) calls a real downstream service through a Toxiproxy proxy of the run. An "
+       "open-loop load of `rate` requests/s (client timeout `client_timeout_ms`) runs for "
+       "`baseline_s`, then a latency toxic of `latency_ms` is on the proxy's answers for "
+       "`fault_s`, then removed, and the load goes on for `after_s`. failure: no breaker. "
+       "success: a breaker (window 20 calls, min 10, failure or slow-call rate >= 50%, slow = "
+       "200 ms, open for `open_ms`, 3 half-open trial calls) that answers at once while open. "
+       "practice=off: no breaker",
+       "time_to_open_ms (MTTD) is the fault's start to the first answer clients got with "
+       "X-Breaker: open; recovery_ms (MTTR) the fault's end to the first 250 ms slot from which "
+       "every answer is fresh and as fast as the baseline (client side); p99_settled_ms and "
+       "error_pct_settled are the clients' view from `settle_ms` after the fault's start to its "
+       "end; downstream_calls_during is the dependency's own count; fault_fired is this run's own "
+       "call through the proxy taking >= 80% of latency_ms; breaker_opened, closed_at_end and "
+       "time_to_close_ms come from the service's /metrics (self_reported, paired with the "
+       "clients' numbers); the timeline charts p99, errors and the breaker state over time",
+       {Failure("no breaker: requests wait for slow calls, the queue fills"),
+        Success("circuit breaker: opens, answers at once, half-open trials, closes by itself")},
+       {Int("rate", 100, 10, 1000, "requests/s", "offered load (open loop)"),
+        Int("latency_ms", 1000, 100, 10000, "ms", "latency added to the dependency's answers"),
+        Int("call_timeout_ms", 500, 50, 10000, "ms", "the service's timeout per call"),
+        Int("client_timeout_ms", 2000, 100, 30000, "ms", "the clients' timeout"),
+        Int("workers", 16, 1, 128, "threads", "the service's worker threads"),
+        Int("open_ms", 1000, 100, 60000, "ms", "how long the breaker stays open"),
+        Int("baseline_s", 2, 1, 60, "s", "load before the fault"),
+        Int("fault_s", 6, 2, 600, "s", "how long the latency is on"),
+        Int("after_s", 4, 2, 600, "s", "load after the fault"),
+        Int("settle_ms", 2000, 0, 60000, "ms",
+            "from the fault's start, the part of the fault p99_settled_ms leaves out"),
+        Practice()},
+       {kPartToxiproxy},
+       {kLockNetwork},
+       {Cmp("failure", "fault_fired", kEq, 1, kInc), Cmp("success", "fault_fired", kEq, 1, kInc),
+        Ratio("failure", "p99_settled_ms", kGe, 4, "success", "p99_settled_ms"),
+        Cmp("failure", "error_pct_settled", kGt, 10), Cmp("success", "breaker_opened", kGt, 0),
+        Cmp("success", "time_to_open_ms", kLe, 5000),
+        Cmp("success", "p99_settled_pct_of_latency", kLe, 50),
+        Cmp("success", "closed_at_end", kEq, 1), Cmp("success", "recovered", kEq, 1),
+        Cmp("success", "service_alive_at_end", kEq, 1, kInc)},
+       90});
   // EXPERIMENTS.md's order, whichever way the entries above were written.
   static const std::vector<std::string> kOrder = {
       "E-000", "E-001", "E-002", "E-003",  "E-004",  "E-005", "E-006", "E-007", "E-008",

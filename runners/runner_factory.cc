@@ -36,6 +36,11 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeControlledBackfill(config));
   runners.push_back(MakeCouponOversell(config));
   runners.push_back(MakeRebalanceStorms(config));
+  runners.push_back(MakeOutboxOutage(config));
+  runners.push_back(MakeCallerRuns(config));
+  runners.push_back(MakeConnectionHeld(config));
+  runners.push_back(MakeMisalignedTimeouts(config));
+  runners.push_back(MakeCircuitBreaker(config));
   return runners;
 }
 

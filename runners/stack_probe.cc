@@ -10,6 +10,7 @@
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
+#include "runners/net/toxiproxy.h"
 #include "runners/redis/cluster_admin.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/http_client.h"
@@ -243,9 +244,23 @@ PartHealth CheckToxiproxy(const StackConfig& config, Ms timeout) {
     h.detail = "GET /version: HTTP " + std::to_string(r->status);
     return h;
   }
-  h.ok = true;
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   h.version = "toxiproxy " + (j.is_object() ? j.value("version", r->body) : r->body);
+  // Left as found: no run's proxy (named lab_*) is left, and no proxy has a toxic on it.
+  auto proxies = net::Toxiproxy(config.toxiproxy_url, timeout).ListProxies();
+  if (!proxies) {
+    h.detail = proxies.error().message;
+    return h;
+  }
+  std::string left;
+  for (const auto& p : *proxies) {
+    if (p.name.rfind("lab_", 0) == 0) left += (left.empty() ? "" : "; ") + ("proxy " + p.name);
+    for (const auto& t : p.toxics)
+      left += (left.empty() ? "" : "; ") + ("toxic " + t + " on " + p.name);
+  }
+  h.ok = left.empty();
+  h.detail = left.empty() ? std::to_string(proxies->size()) + " proxies, no toxics"
+                          : "left by a run or a fault command: " + left;
   return h;
 }
 

@@ -12,6 +12,7 @@
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
+#include "runners/net/toxiproxy.h"
 #include "runners/redis/cluster_admin.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/schema_registry.h"
@@ -26,7 +27,7 @@ const char* const kRunTables[] = {
     "cache_truth",      "lock_interval",    "fenced_write",    "fenced_resource",
     "transfer_account", "transfer_request", "transfer_log",    "transfer_dlq",
     "coupon_stock",     "coupon_issue",     "backfill_item",   "backfill_checkpoint",
-    "kafka_txn",        "txn_effect"};
+    "kafka_txn",        "txn_effect",       "valuation"};
 
 bool IsOurChild(pid_t pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), "rb");
@@ -231,6 +232,8 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
     } else if (a.kind == kArtifactSubject) {
       registry::RegistryClient client(config_.registry_url);
       (void)client.DeleteSubject(a.name);
+    } else if (a.kind == kArtifactProxy) {
+      if (auto s = DeleteProxyRetrying(a.name); !s) Step(ctx, "cleanup: " + s.error().message);
     }
   }
   CleanupCluster(ctx, created);
@@ -240,6 +243,65 @@ void ExperimentBase::Cleanup(const domain::RunContext& ctx,
     if (it->kind == kArtifactRedisConfig || it->kind == kArtifactRedisAclUser)
       RestoreRedis(ctx, *it);
   }
+}
+
+std::string ExperimentBase::ProxyName(const domain::RunContext& ctx, const std::string& mode,
+                                      const std::string& what) {
+  return "lab_" + SafeName(ctx.ns) + "_" + SafeName(mode) + "_" + SafeName(what);
+}
+
+domain::Result<int> ExperimentBase::ProxyToLoopback(const domain::RunContext& ctx,
+                                                    const std::string& mode,
+                                                    domain::ModeResult& result,
+                                                    const std::string& what,
+                                                    int upstream_port) const {
+  const std::string name = ProxyName(ctx, mode, what);
+  Created(ctx, mode, result, kArtifactProxy, name);
+  auto port = net::Toxiproxy(config_.toxiproxy_url)
+                  .CreateProxy(name, "127.0.0.1:" + std::to_string(upstream_port));
+  if (port) {
+    Step(ctx, mode + ": toxiproxy proxy " + name + " 127.0.0.1:" + std::to_string(*port) +
+                  " -> 127.0.0.1:" + std::to_string(upstream_port));
+  }
+  return port;
+}
+
+domain::Status ExperimentBase::DeleteProxyRetrying(const std::string& name) const {
+  domain::Status s;
+  for (int i = 0; i < 5; ++i) {  // bounded: Toxiproxy busy closing the proxy's connections
+    s = net::Toxiproxy(config_.toxiproxy_url).DeleteProxy(name);
+    if (s) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return s;
+}
+
+domain::Status ExperimentBase::RemoveProxy(const domain::RunContext& ctx, const std::string& mode,
+                                           const std::string& what) const {
+  const std::string proxy = ProxyName(ctx, mode, what);
+  auto s = DeleteProxyRetrying(proxy);
+  Step(ctx, mode + ": toxiproxy proxy " + proxy + " removed" +
+                (s ? "" : " failed: " + s.error().message + " (cleanup tries again)"));
+  return s;
+}
+
+domain::Status ExperimentBase::AddToxic(const domain::RunContext& ctx, const std::string& mode,
+                                        const std::string& what, const std::string& type,
+                                        const std::string& stream,
+                                        const nlohmann::json& attributes) const {
+  const std::string proxy = ProxyName(ctx, mode, what);
+  auto s = net::Toxiproxy(config_.toxiproxy_url).AddToxic(proxy, type, type, stream, attributes);
+  if (s) Step(ctx, mode + ": fault on: " + type + " " + attributes.dump() + " on " + proxy);
+  return s;
+}
+
+domain::Status ExperimentBase::RemoveToxic(const domain::RunContext& ctx, const std::string& mode,
+                                           const std::string& what, const std::string& type) const {
+  const std::string proxy = ProxyName(ctx, mode, what);
+  auto s = net::Toxiproxy(config_.toxiproxy_url).RemoveToxic(proxy, type);
+  Step(ctx, mode + ": fault off: " + type + " on " + proxy +
+                (s ? "" : " failed: " + s.error().message + " (cleanup deletes the proxy)"));
+  return s;
 }
 
 domain::Result<std::unique_ptr<redis::Connection>> ExperimentBase::OpenRedis(

@@ -40,6 +40,9 @@ inline constexpr const char* kArtifactClusterFault = "redis-cluster-fault";
 // would remove other runs' rows in a shared table, and ones keyed like the real table, not by
 // run_ns): name = table ([a-z0-9_]); cleanup DROP TABLE IF EXISTS.
 inline constexpr const char* kArtifactMysqlTable = "mysql-table";
+// A Toxiproxy proxy of one run and mode (ProxyToLoopback): name = the proxy's name; cleanup
+// deletes it, and its toxics with it.
+inline constexpr const char* kArtifactProxy = "toxiproxy-proxy";
 
 // What a finished role process left: how it ended and its key=value lines.
 struct RoleOutcome {
@@ -155,6 +158,24 @@ class ExperimentBase : public domain::ExperimentRunner {
   // recorded first, so cleanup undoes them whatever ends the run.
   domain::Status ClusterFault(const domain::RunContext& ctx, const std::string& mode,
                               domain::ModeResult& result, const std::string& verb, int n) const;
+  // "lab_<ns>_<mode>_<what>": the Toxiproxy proxy of ProxyToLoopback.
+  static std::string ProxyName(const domain::RunContext& ctx, const std::string& mode,
+                               const std::string& what);
+  // A Toxiproxy proxy in front of 127.0.0.1:`upstream_port`, recorded for cleanup before it is
+  // made; returns the port it listens on (loopback, chosen by Toxiproxy).
+  domain::Result<int> ProxyToLoopback(const domain::RunContext& ctx, const std::string& mode,
+                                      domain::ModeResult& result, const std::string& what,
+                                      int upstream_port) const;
+  // A toxic named `type` on that proxy (e.g. "latency", stream "downstream", {"latency": 1500});
+  // the step log records the fault and its removal.
+  domain::Status AddToxic(const domain::RunContext& ctx, const std::string& mode,
+                          const std::string& what, const std::string& type,
+                          const std::string& stream, const nlohmann::json& attributes) const;
+  domain::Status RemoveToxic(const domain::RunContext& ctx, const std::string& mode,
+                             const std::string& what, const std::string& type) const;
+  // Deletes the proxy (and its toxics) at the end of a mode; cleanup is the safety net.
+  domain::Status RemoveProxy(const domain::RunContext& ctx, const std::string& mode,
+                             const std::string& what) const;
   // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
   std::int64_t Count(mysql::Connection& conn, const std::string& sql,
                      const std::vector<mysql::Param>& params) const;
@@ -163,6 +184,7 @@ class ExperimentBase : public domain::ExperimentRunner {
 
  private:
   void RestoreRedis(const domain::RunContext& ctx, const domain::Artifact& artifact) const;
+  domain::Status DeleteProxyRetrying(const std::string& name) const;
   void CleanupCluster(const domain::RunContext& ctx,
                       const std::vector<domain::Artifact>& created) const;
 };

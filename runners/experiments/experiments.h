@@ -57,5 +57,15 @@ std::unique_ptr<domain::ExperimentRunner> MakeControlledBackfill(const StackConf
 std::unique_ptr<domain::ExperimentRunner> MakeCouponOversell(const StackConfig& config);
 // E-018
 std::unique_ptr<domain::ExperimentRunner> MakeRebalanceStorms(const StackConfig& config);
+// N19
+std::unique_ptr<domain::ExperimentRunner> MakeOutboxOutage(const StackConfig& config);
+// N03
+std::unique_ptr<domain::ExperimentRunner> MakeCallerRuns(const StackConfig& config);
+// N04
+std::unique_ptr<domain::ExperimentRunner> MakeConnectionHeld(const StackConfig& config);
+// N06
+std::unique_ptr<domain::ExperimentRunner> MakeMisalignedTimeouts(const StackConfig& config);
+// N21
+std::unique_ptr<domain::ExperimentRunner> MakeCircuitBreaker(const StackConfig& config);
 
 }  // namespace lab::runners

@@ -5,10 +5,14 @@
 // (innodb_flush_log_at_trx_commit=1, sync_binlog=1), so one connection's commits are serialised
 // on fsync (~140 commits/s measured on this stack); concurrent commits share a group commit.
 // Failpoint: after-commit-before-produce (dies after the Nth commit, before its produce, with
-// whatever the producer still buffers).
-// Output: committed, acked, elapsed_ms (first due time to last commit), commit_p50_us and
-// commit_p99_us (BEGIN to COMMIT returned), late_p99_us (how far behind its due time a command
-// started: the offered load was really offered when this stays small).
+// whatever the producer still buffers). `--message-timeout-ms M` bounds the direct producer's
+// delivery (librdkafka's message.timeout.ms; default 300 s): a record it cannot deliver within M
+// fails (N19's broker outage). SIGTERM stops the workers after the command in hand; the
+// producer is then flushed and the counts printed as at a normal end.
+// Output: committed, acked, delivery_failed and produce_errors (direct mode), elapsed_ms (first due
+// time to last commit), commit_p50_us and commit_p99_us (BEGIN to COMMIT returned), late_p99_us
+// (how far behind its due time a command started: the offered load was really offered when this
+// stays small).
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -33,7 +37,9 @@ int RunCommandService(const RoleArgs& args) {
   const std::int64_t poison_every = args.Int("poison-every", 0);
   const std::string topic = args.Get("topic");
   const bool update = args.Get("op", "place") == "update";  // update existing orders (version+1)
+  const std::int64_t message_timeout_ms = args.Int("message-timeout-ms", 0);
   Failpoint failpoint(args);
+  StopOnSigterm();
 
   std::vector<std::unique_ptr<mysql::Connection>> conns;
   for (int w = 0; w < concurrency; ++w) {
@@ -47,16 +53,19 @@ int RunCommandService(const RoleArgs& args) {
   std::mutex mu;  // guards producer, failpoint and the sample vectors below
   std::unique_ptr<kafka::Producer> producer;
   if (mode == "direct") {
-    auto p = kafka::Producer::Create(args.Get("bootstrap"),
-                                     {{"enable.idempotence", "true"}, {"linger.ms", "20"}});
+    kafka::ConfigMap conf = {{"enable.idempotence", "true"}, {"linger.ms", "20"}};
+    if (message_timeout_ms > 0)
+      conf.emplace_back("message.timeout.ms", std::to_string(message_timeout_ms));
+    auto p = kafka::Producer::Create(args.Get("bootstrap"), std::move(conf));
     if (!p) {
       Emit("error", p.error().message);
       return 1;
     }
     producer = std::move(*p);
   }
-  std::vector<double> commit_us;  // guarded by mu
-  std::vector<double> late_us;    // guarded by mu
+  std::vector<double> commit_us;    // guarded by mu
+  std::vector<double> late_us;      // guarded by mu
+  std::int64_t produce_errors = 0;  // guarded by mu
   std::atomic<std::int64_t> next{start_id};
   std::atomic<std::int64_t> committed{0};
   std::atomic<bool> failed{false};
@@ -65,7 +74,7 @@ int RunCommandService(const RoleArgs& args) {
   auto worker = [&](mysql::Connection& conn) {
     std::vector<double> my_commit;
     std::vector<double> my_late;
-    while (!failed) {
+    while (!failed && !StopRequested()) {
       const std::int64_t id = next++;
       if (id >= start_id + events) break;
       if (rate > 0) {  // offered load: command i is due at i/rate seconds
@@ -123,7 +132,8 @@ int RunCommandService(const RoleArgs& args) {
         if (auto p = producer->Produce(topic, -1, std::to_string(id), payload.dump(),
                                        {{"event_id", event_id}});
             !p) {
-          Emit("produce_error", p.error().message);
+          // The first few verbatim; a long outage can refuse millions (the count is printed).
+          if (++produce_errors <= 10) Emit("produce_error", p.error().message);
         }
         producer->Poll(std::chrono::milliseconds(0));
       }
@@ -140,13 +150,20 @@ int RunCommandService(const RoleArgs& args) {
   }
   const double elapsed_ms = MsSince(started);
   std::int64_t acked = 0;
+  std::int64_t delivery_failed = 0;
   if (producer) {
     (void)producer->Flush(std::chrono::milliseconds(30000));
-    for (const auto& r : producer->TakeReports())
+    for (const auto& r : producer->TakeReports()) {
       acked += r.err == RD_KAFKA_RESP_ERR_NO_ERROR ? 1 : 0;
+      delivery_failed += r.err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : 1;
+    }
   }
   Emit("committed", committed.load());
   Emit("acked", acked);
+  if (producer) {
+    Emit("delivery_failed", delivery_failed);
+    Emit("produce_errors", produce_errors);
+  }
   Emit("elapsed_ms", static_cast<std::int64_t>(elapsed_ms));
   Emit("commit_p50_us", static_cast<std::int64_t>(Percentile(commit_us, 0.50)));
   Emit("commit_p99_us", static_cast<std::int64_t>(Percentile(commit_us, 0.99)));

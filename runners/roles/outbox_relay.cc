@@ -22,12 +22,15 @@
 namespace lab::runners::roles {
 namespace {
 
+// reconnect.backoff.max.ms: librdkafka doubles the wait between reconnects up to 10 s by
+// default, so after a long outage (N19) the relay could idle for seconds with every broker back.
 domain::Result<std::unique_ptr<kafka::Producer>> NewProducer(const RoleArgs& args) {
   return kafka::Producer::Create(args.Get("bootstrap"), {{"enable.idempotence", "true"},
                                                          {"acks", "all"},
                                                          {"linger.ms", "5"},
                                                          {"batch.num.messages", "10000"},
-                                                         {"message.timeout.ms", "10000"}});
+                                                         {"message.timeout.ms", "10000"},
+                                                         {"reconnect.backoff.max.ms", "1000"}});
 }
 
 // A predicate matching exactly `ids`: runs of consecutive ids as BETWEEN, the rest as IN.

@@ -66,5 +66,8 @@ int RunSchemaConsumer(const RoleArgs& args);  // E-006
 int RunLockHolder(const RoleArgs& args);      // E-039A, E-039B
 int RunRedisClients(const RoleArgs& args);    // E-046
 int RunBackfillWorker(const RoleArgs& args);  // E-022
+// N03, N04, N06, N21: the HTTP service under test and its dependency.
+int RunValuationService(const RoleArgs& args);
+int RunDownstreamService(const RoleArgs& args);
 
 }  // namespace lab::runners::roles

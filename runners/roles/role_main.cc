@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
     if (role == "lock-holder") return RunLockHolder(args);
     if (role == "redis-clients") return RunRedisClients(args);
     if (role == "backfill-worker") return RunBackfillWorker(args);
+    if (role == "valuation-service") return RunValuationService(args);
+    if (role == "downstream-service") return RunDownstreamService(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error=%s\n", e.what());
     return 1;
