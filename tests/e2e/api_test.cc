@@ -1,5 +1,11 @@
 // End-to-end: the resources of API.md over real HTTP against the real binary — probes,
 // contract, metrics, catalog, running E-000, validation, reports, SSE, history paging, UI.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "tests/e2e/e2e_util.h"
@@ -442,21 +448,42 @@ TEST_F(E2E, EventStreamsAreBounded) {
   ASSERT_NE(server, nullptr);
   auto http = server->client();
   std::string id = Queue(http, BlockedRunBody(3000));
-  RawConnection open(server->port());
-  ASSERT_TRUE(open.connected());
-  ASSERT_FALSE(open.Send("GET /runs/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
-  auto second = http.Get("/runs/" + id + "/events");
-  for (int i = 0; i < 100 && second.status == 200; ++i) {  // bounded: the first may not be in yet
-    std::this_thread::sleep_for(20ms);
-    second = http.Get("/runs/" + id + "/events");
-  }
+  // The first stream, on a plain socket read with poll(): it must hold its place until the
+  // server has answered it 200, before the second asks.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string ask = "GET /runs/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_EQ(::send(fd, ask.data(), ask.size(), 0), static_cast<ssize_t>(ask.size()));
+  std::string first;
+  // Reads what the server sent within `ms`; false once the server closed the connection.
+  auto read_for = [&](int ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return true;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    first.append(buf, static_cast<std::size_t>(n));
+    return true;
+  };
+  for (int i = 0; i < 100 && first.find("\r\n\r\n") == std::string::npos; ++i)  // bounded: 5 s
+    if (!read_for(50)) break;
+  ASSERT_EQ(first.rfind("HTTP/1.1 200", 0), 0u) << first;
+  auto second = http.Request("GET", "/runs/" + id + "/events", "", {}, 2s);
   EXPECT_EQ(second.status, 503) << second.body;
   EXPECT_TRUE(IsProblem(second)) << second.body;
   EXPECT_FALSE(second.Header("retry-after").empty());
   // The run ends; its stream ends with it and frees the place.
   WaitTerminal(http, id);
-  EXPECT_TRUE(open.ReadUntilClosed(15s)) << "the stream did not end with its run";
-  EXPECT_NE(open.received().find("event: end\n"), std::string::npos) << open.received();
+  bool open = true;
+  for (int i = 0; i < 300 && open; ++i) open = read_for(50);  // bounded: 15 s
+  ::close(fd);
+  EXPECT_FALSE(open) << "the stream did not end with its run";
+  EXPECT_NE(first.find("event: end\n"), std::string::npos) << first;
   int status = 0;
   for (int i = 0; i < 250 && status != 200; ++i) {  // bounded: 5 s for the session to go
     status = http.Request("GET", "/runs/" + id + "/events", "", {}, 15s).status;
