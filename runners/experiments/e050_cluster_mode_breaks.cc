@@ -522,7 +522,7 @@ class ClusterModeBreaks final : public ExperimentBase {
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     const bool practice = domain::GetString(ctx.params, "practice") != "off";
     const bool rewritten = mode == "success" && practice;
     const double base = mode == "failure" ? 0 : 50;
@@ -530,12 +530,8 @@ class ClusterModeBreaks final : public ExperimentBase {
 
     const auto view = redis::ReadSettledClusterView(config_.redis_cluster_seeds, kTimeout,
                                                     std::chrono::seconds(20));
-    std::vector<std::string> masters;
-    for (const auto& node : view.nodes) {
-      if (node.master && !node.slots.empty()) masters.push_back(node.addr);
-    }
-    std::sort(masters.begin(), masters.end());
-    if (!view.problems.empty() || masters.size() < 2 || config_.redis_cluster_seeds.empty())
+    const std::vector<std::string> masters = redis::ServingMasters(view.nodes);
+    if (!view.problems.empty() || masters.size() < 2)
       return Inconclusive(std::move(result),
                           "redis cluster not healthy: " +
                               (view.problems.empty() ? "fewer than 2 masters" : view.problems));
@@ -553,7 +549,7 @@ class ClusterModeBreaks final : public ExperimentBase {
     Step(ctx, mode + ": " + workload +
                   " on the Redis Cluster (keyed commands routed by slot, "
                   "others on " +
-                  config_.redis_cluster_seeds.front() + ")");
+                  masters.front() + ")");
     auto cluster = RunCluster(prefix, rewritten, masters);
     if (!cluster) return Inconclusive(std::move(result), "cluster: " + cluster.error().message);
     Progress(ctx, base + 50);
@@ -595,7 +591,7 @@ class ClusterModeBreaks final : public ExperimentBase {
         {"workload", rewritten ? "cluster-safe rewrite" : "original (single-node) code"},
         {"key_prefix", prefix},
         {"cluster_masters", masters},
-        {"cluster_node_for_keyless_commands", config_.redis_cluster_seeds.front()},
+        {"cluster_node_for_keyless_commands", masters.front()},
         {"operations", table},
         {"errors_standalone_by_kind",
          {{"client", ToJson(standalone->client)}, {"server", ToJson(standalone->server)}}},
@@ -691,7 +687,7 @@ class ClusterModeBreaks final : public ExperimentBase {
     };
     auto before = read();
     if (!before) return before.error();
-    Target target = Target::Cluster(**client, masters, config_.redis_cluster_seeds.front());
+    Target target = Target::Cluster(**client, masters, masters.front());
     Workload w(target, prefix, rewritten, kTimeout);
     auto outcomes = w.Run();
     if (!outcomes) return outcomes.error();

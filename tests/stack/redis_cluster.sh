@@ -88,6 +88,14 @@ eventually 30 "cluster ok everywhere" cluster_ok_everywhere
 eventually 30 "3 masters serving slots after the restart" three_masters
 ok "start: node $victim back as a replica, cluster ok"
 
+# Back to the roles the stack was created with, so what runs next (the experiments) finds the
+# cluster as a fresh stack has it: the old master takes over again (a coordinated failover).
+c "$owner" cluster failover >/dev/null || fail "CLUSTER FAILOVER on :$owner"
+eventually 30 "node $victim master again" bash -c "timeout 5 redis-cli -h 127.0.0.1 -p $owner role | head -n1 | grep -qx master"
+eventually 30 "cluster ok everywhere after the failback" cluster_ok_everywhere
+eventually 30 "3 masters serving slots after the failback" three_masters
+ok "failback: node $victim master again"
+
 replica_port="$(c "$(port_of "${seeds[0]}")" cluster nodes | awk '$3 ~ /slave/ {split($2,a,"@"); split(a[1],b,":"); print b[2]; exit}')"
 r="$(node_of_port "$replica_port")"
 pid="$(part_pid "cluster$r")"
