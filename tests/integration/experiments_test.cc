@@ -450,7 +450,10 @@ TEST(Integration, E009AcksDurability) {
     ASSERT_TRUE(details.is_object()) << mode;
     const auto keys = KeysInTopic(details.value("topic", ""));
     const auto in_topic = static_cast<double>(keys.size());
-    EXPECT_EQ(details.value("distinct_keys_read", -1.0), in_topic) << mode << Describe(o);
+    // Not equal: a probe write that timed out in the client can land after the run's read-back
+    // (seen: 1,000 read by the run, 1,001 here) — the indeterminate writes of issue 10.
+    EXPECT_LE(details.value("distinct_keys_read", -1.0), in_topic) << mode << Describe(o);
+    EXPECT_GE(details.value("distinct_keys_read", -1.0), 0) << mode << Describe(o);
     EXPECT_LE(MetricOf(o, mode, "read_back"), in_topic) << mode << Describe(o);
     EXPECT_GE(MetricOf(o, mode, "lost_acked"), MetricOf(o, mode, "acknowledged") - in_topic)
         << mode << Describe(o);
