@@ -96,7 +96,7 @@ class CacheStampede final : public ExperimentBase {
     const std::int64_t delay = domain::GetInt(ctx.params, "db_delay_ms");
     const std::int64_t expiries = domain::GetInt(ctx.params, "expiries");
     const std::string ns = RunNs(ctx, mode);
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     const std::string key = prefix + "product:1";
     const std::string lock_key = prefix + "lock:product:1";
     auto conn = OpenMysqlWithSchema();

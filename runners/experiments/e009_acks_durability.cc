@@ -657,23 +657,7 @@ class AcksDurability final : public ExperimentBase {
     }
     if (!undone.empty()) details["faults_undone_on_exit"] = undone;
     if (brokers_.empty()) return;  // nothing was touched
-    auto t0 = SteadyClock::now();
-    std::vector<std::string> urp;
-    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
-    bool whole = admin && WaitUntil(
-                              [&] {
-                                auto u = (*admin)->UnderReplicatedPartitions(5s);
-                                urp = u ? *u : std::vector<std::string>{u.error().message};
-                                return urp.empty();
-                              },
-                              kHealthyWait, std::stop_token(), 500ms);
-    details["cluster_fully_replicated_after_ms"] = MsSince(t0);
-    details["cluster_fully_replicated"] = whole;
-    if (!whole) {
-      details["under_replicated_at_end"] = urp;
-      Step(ctx, "warning: " + std::to_string(urp.size()) +
-                    " partitions still under-replicated 60 s after the faults were undone");
-    }
+    WaitFullyReplicated(ctx, details, kHealthyWait, "the faults were undone");
   }
 
   std::map<int, std::string> brokers_;  // id -> host:port, from the metadata

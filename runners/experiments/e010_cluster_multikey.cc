@@ -317,7 +317,7 @@ class ClusterMultiKey final : public ExperimentBase {
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     const bool practice = domain::GetString(ctx.params, "practice") != "off";
     const bool tagged = mode == "success" && practice;
     const int keys = static_cast<int>(domain::GetInt(ctx.params, "keys"));
@@ -327,11 +327,7 @@ class ClusterMultiKey final : public ExperimentBase {
 
     const auto view = redis::ReadSettledClusterView(config_.redis_cluster_seeds, kTimeout,
                                                     std::chrono::seconds(20));
-    std::vector<std::string> masters;
-    for (const auto& node : view.nodes) {
-      if (node.master && !node.slots.empty()) masters.push_back(node.addr);
-    }
-    std::sort(masters.begin(), masters.end());
+    const std::vector<std::string> masters = redis::ServingMasters(view.nodes);
     if (!view.problems.empty() || masters.size() < 2)
       return Inconclusive(std::move(result),
                           "redis cluster not healthy: " +

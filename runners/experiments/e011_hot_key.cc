@@ -286,7 +286,7 @@ class HotKey final : public ExperimentBase {
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     Created(ctx, mode, result, kArtifactClusterKeys, prefix);
     const bool split = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
     const int clients = static_cast<int>(domain::GetInt(ctx.params, "clients"));

@@ -127,7 +127,7 @@ class LuaCacheDivergence final : public ExperimentBase {
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
     const std::string ns = RunNs(ctx, mode);
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     const bool practice = domain::GetString(ctx.params, "practice") != "off";
     auto conn = OpenMysqlWithSchema();
     if (!conn) return Inconclusive(std::move(result), "mysql: " + conn.error().message);

@@ -76,7 +76,7 @@ class OnlineResharding final : public ExperimentBase {
     const int slots = static_cast<int>(domain::GetInt(ctx.params, "slots"));
     const int keys = static_cast<int>(domain::GetInt(ctx.params, "keys"));
     const int clients = static_cast<int>(domain::GetInt(ctx.params, "clients"));
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
 
     auto baseline = RecordClusterTopology(ctx, mode, result);
     if (!baseline) return Inconclusive(std::move(result), baseline.error().message);

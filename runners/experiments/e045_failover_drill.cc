@@ -47,7 +47,7 @@ class FailoverDrill final : public ExperimentBase {
     domain::ModeResult result;
     const bool wait = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
     const int writes = static_cast<int>(domain::GetInt(ctx.params, "writes"));
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
 
     auto baseline = RecordClusterTopology(ctx, mode, result);
     if (!baseline) return Inconclusive(std::move(result), baseline.error().message);

@@ -121,7 +121,7 @@ class SlowlogP99 final : public ExperimentBase {
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     Created(ctx, mode, result, kArtifactRedis, prefix);
     auto conn = OpenRedis(10s);
     if (!conn) return Inconclusive(std::move(result), "redis: " + conn.error().message);

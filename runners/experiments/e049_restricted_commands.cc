@@ -153,7 +153,7 @@ class RestrictedCommands final : public ExperimentBase {
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
     domain::ModeResult result;
-    const std::string prefix = "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+    const std::string prefix = RedisPrefix(ctx, mode);
     const bool practice = domain::GetString(ctx.params, "practice") != "off";
     const bool rewritten = mode == "success" && practice;
     Created(ctx, mode, result, kArtifactRedis, prefix);

@@ -40,6 +40,10 @@ bool IsOurChild(pid_t pid) {
 
 }  // namespace
 
+std::string ExperimentBase::RedisPrefix(const domain::RunContext& ctx, const std::string& mode) {
+  return "lab:" + SafeName(ctx.ns) + ":" + mode + ":";
+}
+
 std::string ExperimentBase::Topic(const domain::RunContext& ctx, const std::string& mode,
                                   const std::string& suffix) {
   return "lab." + SafeName(ctx.ns) + "." + mode + "." + suffix;
@@ -370,6 +374,31 @@ bool ExperimentBase::AllBrokersKnow(const std::string& topic, int partitions,
     if (!known) return false;
   }
   return true;
+}
+
+bool ExperimentBase::WaitFullyReplicated(const domain::RunContext& ctx, nlohmann::json& details,
+                                         std::chrono::milliseconds timeout,
+                                         const std::string& after) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::string> urp;
+  auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
+  const bool whole =
+      admin && WaitUntil(
+                   [&] {
+                     auto u = (*admin)->UnderReplicatedPartitions(std::chrono::milliseconds(5000));
+                     urp = u ? *u : std::vector<std::string>{u.error().message};
+                     return urp.empty();
+                   },
+                   timeout, std::stop_token(), std::chrono::milliseconds(500));
+  details["cluster_fully_replicated_after_ms"] =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  details["cluster_fully_replicated"] = whole;
+  if (!whole) {
+    details["under_replicated_at_end"] = urp;
+    Step(ctx, "warning: " + std::to_string(urp.size()) + " partitions still under-replicated " +
+                  std::to_string(timeout.count() / 1000) + " s after " + after);
+  }
+  return whole;
 }
 
 domain::Result<std::unique_ptr<redis::ClusterClient>> ExperimentBase::OpenCluster(

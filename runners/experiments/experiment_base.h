@@ -76,6 +76,8 @@ class ExperimentBase : public domain::ExperimentRunner {
   // "lab.<ns>.<mode>.<suffix>": unique per run and mode.
   static std::string Topic(const domain::RunContext& ctx, const std::string& mode,
                            const std::string& suffix);
+  // "lab:<ns>:<mode>:": the prefix of every Redis key a mode writes (cleanup removes by it).
+  static std::string RedisPrefix(const domain::RunContext& ctx, const std::string& mode);
   // The run_ns value of MySQL rows: "<ns>_<mode>".
   static std::string RunNs(const domain::RunContext& ctx, const std::string& mode);
   static std::string Group(const domain::RunContext& ctx, const std::string& mode,
@@ -106,6 +108,12 @@ class ExperimentBase : public domain::ExperimentRunner {
   // has not yet learned the topic answers its metadata request (librdkafka #4401); on 2 busy
   // cores a broker can lag. Call it between creating a topic and producing to it.
   bool AllBrokersKnow(const std::string& topic, int partitions, const std::stop_token& stop) const;
+  // After broker faults were undone: waits up to `timeout` until no partition is
+  // under-replicated and records it in `details` (cluster_fully_replicated, its time, what was
+  // still under-replicated); a warning step when it did not happen. Deliberately not cut short by
+  // a stop: the next run needs the brokers whole.
+  bool WaitFullyReplicated(const domain::RunContext& ctx, nlohmann::json& details,
+                           std::chrono::milliseconds timeout, const std::string& after) const;
   // The role binary, resolved against the repo/build dirs.
   std::string RoleBinary() const;
   // Starts `lab-role <role>` with the stack's endpoints and `args`; records the process.

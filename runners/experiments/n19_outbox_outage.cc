@@ -699,22 +699,7 @@ class OutboxOutage final : public ExperimentBase {
     }
     details["brokers_started_ms"] = MsSince(t0);
     if (!failed.empty()) return failed;
-    std::vector<std::string> urp;
-    auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
-    const bool whole = admin && WaitUntil(
-                                    [&] {
-                                      auto u = (*admin)->UnderReplicatedPartitions(5s);
-                                      urp = u ? *u : std::vector<std::string>{u.error().message};
-                                      return urp.empty();
-                                    },
-                                    kHealthyWait, std::stop_token(), 500ms);
-    details["cluster_fully_replicated_after_ms"] = MsSince(t0);
-    details["cluster_fully_replicated"] = whole;
-    if (!whole) {
-      details["under_replicated_at_end"] = urp;
-      Step(ctx, "warning: " + std::to_string(urp.size()) +
-                    " partitions still under-replicated 60 s after the brokers were started");
-    }
+    WaitFullyReplicated(ctx, details, kHealthyWait, "the brokers were started");
     return failed;
   }
 

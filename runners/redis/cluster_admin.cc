@@ -207,6 +207,15 @@ ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout) {
   return view;
 }
 
+std::vector<std::string> ServingMasters(const std::vector<ClusterNode>& nodes) {
+  std::vector<std::string> masters;
+  for (const auto& node : nodes) {
+    if (node.master && !node.slots.empty()) masters.push_back(node.addr);
+  }
+  std::sort(masters.begin(), masters.end());
+  return masters;
+}
+
 ClusterView ReadSettledClusterView(const std::vector<std::string>& seeds, Ms timeout, Ms settle) {
   const auto until = Clock::now() + settle;
   for (;;) {

@@ -56,6 +56,8 @@ struct ClusterView {
   std::vector<ClusterNode> nodes;
 };
 ClusterView ReadClusterView(const std::vector<std::string>& seeds, Ms timeout);
+// The addresses of the masters that serve slots, sorted.
+std::vector<std::string> ServingMasters(const std::vector<ClusterNode>& nodes);
 // ReadClusterView again until it has no problems or `settle` has passed (a node restarted by the
 // run before, or by a stack test, may still be syncing); the last view either way.
 ClusterView ReadSettledClusterView(const std::vector<std::string>& seeds, Ms timeout, Ms settle);

@@ -34,6 +34,15 @@ TEST(ClusterNodes, ParsesRolesSlotsAndAddresses) {
   EXPECT_EQ(TopologyProblems(nodes), "");
 }
 
+// The masters that serve slots, sorted: a replica is not one, nor an old master restarted with
+// no slots (it shows as a slotless master until gossip says it is a replica).
+TEST(ClusterNodes, ServingMastersAreTheSlotOwners) {
+  auto nodes = ParseClusterNodes(std::string(kNodes) +
+                                 "c1 127.0.0.1:17006@27006 master - 0 1796658359000 4 connected\n");
+  EXPECT_EQ(ServingMasters(nodes),
+            (std::vector<std::string>{"127.0.0.1:17001", "127.0.0.1:17002", "127.0.0.1:17003"}));
+}
+
 // A slot being migrated shows on the source's own line; single slots and gaps in the ranges
 // change the text, so a moved slot is a different topology.
 TEST(ClusterNodes, OpenSlotsAndMovedSlotsAreSeen) {
