@@ -200,6 +200,7 @@ TEST(BoundedExecutor, CallerRunsBlocksTheCaller) {
   EXPECT_EQ(ex.stats().caller_runs, 1);
   EXPECT_DOUBLE_EQ(ex.stats().caller_run_ms, 750.0);
   release.set_value();
+  ex.Shutdown();  // joins the worker before the promise it waits on is destroyed
 }
 
 // A bulkhead admits `limit` at once and refuses the next until one leaves; 0 = no limit.
