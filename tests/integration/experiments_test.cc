@@ -304,10 +304,46 @@ void ExpectE006Consistent(const RunOutcome& o, const std::vector<std::string>& m
   }
 }
 
+// Recounted from the stack: the topic read again here holds the records per schema id the run
+// reports (so V2 really reached it: the rollout's fault fired), and the group's committed
+// offsets, read from the broker, are what the consumers say they consumed.
+void ExpectE006Recounted(const RunOutcome& o, const std::string& mode) {
+  const auto details = nlohmann::json::parse(o.modes.at(mode).details_json, nullptr, false);
+  ASSERT_TRUE(details.is_object()) << mode;
+  const auto topic = details.value("topic", std::string());
+  const auto group = details.value("group", std::string());
+  ASSERT_FALSE(topic.empty() || group.empty()) << mode << Describe(o);
+  auto read = runners::kafka::ReadTopic(TestStackConfig().kafka_bootstrap, topic, 3,
+                                        "read_committed", std::chrono::seconds(60));
+  ASSERT_TRUE(read.complete) << topic << ": " << read.error;
+  std::map<int, double> by_id;
+  for (const auto& m : read.messages) {
+    auto wire = runners::registry::WireDecode(m.value);
+    ASSERT_TRUE(wire.ok()) << topic << ": a record without the wire header";
+    ++by_id[wire->first];
+  }
+  const int v1 = details.value("schema_id_v1", -1);
+  const int v2 = details.value("schema_id_v2", -1);
+  EXPECT_EQ(by_id[v1], MetricOf(o, mode, "records_v1")) << mode << Describe(o);
+  EXPECT_EQ(by_id[v2], MetricOf(o, mode, "records_v2")) << mode << Describe(o);
+  EXPECT_GT(by_id[v2], 0) << mode << ": no V2 record reached the topic" << Describe(o);
+  auto admin = runners::kafka::Admin::Create(TestStackConfig().kafka_bootstrap);
+  ASSERT_TRUE(admin.ok());
+  auto offsets = (*admin)->GroupOffsets(group, topic, 3, std::chrono::seconds(10));
+  ASSERT_TRUE(offsets.ok()) << offsets.error().message;
+  double committed = 0;
+  for (const auto& [partition, offset] : *offsets) committed += offset > 0 ? offset : 0;
+  EXPECT_EQ(committed, MetricOf(o, mode, "consumed") + MetricOf(o, mode, "skipped"))
+      << mode << ": the group's committed offsets" << Describe(o);
+}
+
 TEST(Integration, E006SchemaRolloutOrder) {
-  auto o = RunThroughApi("E-006", {});
+  auto o = RunKeptThroughApi("E-006", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
-  ExpectE006Consistent(o, {"failure", "success"}, 400);
+  ExpectE006Recounted(o, "failure");
+  ExpectE006Recounted(o, "success");
+  CleanupKept("E-006", o);
+  ExpectE006Consistent(o, {"failure", "success"}, 400);  // the subjects gone after the cleanup
   // Producer first, consumers retry what they cannot parse: every partition stalls at its first
   // V2 record, so exactly the V1 half is consumed and the V2 half stays as lag.
   EXPECT_EQ(MetricOf(o, "failure", "consumed"), MetricOf(o, "failure", "records_v1"))
@@ -345,13 +381,34 @@ TEST(Integration, E006ConsumersFirstWithoutDualReadFail) {
 // E-007: while the transaction is open read_committed sees nothing (not even the later plain
 // record) though read_uncommitted sees them all; after commit everything is visible.
 TEST(Integration, E007OpenTransactionPinsLso) {
-  auto o = RunThroughApi("E-007", {});
+  auto o = RunKeptThroughApi("E-007", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "visible_uncommitted_open"), 11) << Describe(o);
   EXPECT_LE(MetricOf(o, "success", "last_stable_offset_open"), 0) << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "high_watermark_open"), 11) << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "plain_acked"), 1) << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "visible_uncommitted_after"), 11) << Describe(o);
+  // Recounted from the stack: both isolation levels now read every record, and the broker's
+  // high watermark is past them (the commit marker takes an offset too).
+  const auto [ns, topic] = NsAndTopic(o, "success");
+  ASSERT_FALSE(topic.empty()) << Describe(o);
+  for (const char* isolation : {"read_committed", "read_uncommitted"}) {
+    auto read = runners::kafka::ReadTopic(TestStackConfig().kafka_bootstrap, topic, 1, isolation,
+                                          std::chrono::seconds(30));
+    ASSERT_TRUE(read.complete) << isolation << ": " << read.error;
+    EXPECT_EQ(static_cast<double>(read.messages.size()),
+              MetricOf(o, "success", "visible_committed_after"))
+        << isolation << Describe(o);
+  }
+  auto admin = runners::kafka::Admin::Create(TestStackConfig().kafka_bootstrap);
+  ASSERT_TRUE(admin.ok());
+  auto marks = (*admin)->QueryWatermarks(topic, 0, std::chrono::seconds(10));
+  ASSERT_TRUE(marks.ok()) << marks.error().message;
+  EXPECT_EQ(static_cast<double>(marks->high), MetricOf(o, "success", "high_watermark_after"))
+      << Describe(o);
+  EXPECT_GT(static_cast<double>(marks->high), MetricOf(o, "success", "visible_committed_after"))
+      << "no offset taken by the commit marker" << Describe(o);
+  CleanupKept("E-007", o);
 }
 
 // E-001: applied = commands, no duplicates, no mismatches, no stale cache reads (both
@@ -419,12 +476,24 @@ TEST(Integration, E001WithoutInvalidation) {
 }
 
 // E-008: the naive mode's DB reads are counted in MySQL and dwarf the defended mode's.
+// Recounted from the stack: MariaDB's db_read_log holds the reads each mode reports, the key
+// expired in both (every mode's fault: a load reached the database), and
+// the naive clients missed the cache.
 TEST(Integration, E008CacheStampede) {
-  auto o = RunThroughApi("E-008", {});
+  auto o = RunKeptThroughApi("E-008", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   EXPECT_EQ(MetricOf(o, "failure", "db_reads"), MetricOf(o, "failure", "client_loads"))
       << Describe(o);
   EXPECT_EQ(MetricOf(o, "success", "errors"), 0) << Describe(o);
+  EXPECT_GT(MetricOf(o, "failure", "cache_misses"), 0) << Describe(o);
+  for (const char* mode : {"failure", "success"}) {
+    const auto [ns, topic] = NsAndTopic(o, mode);
+    ASSERT_FALSE(ns.empty()) << mode << Describe(o);
+    const double reads = CountRows("SELECT COUNT(*) FROM db_read_log WHERE run_ns = ?", ns);
+    EXPECT_EQ(reads, MetricOf(o, mode, "db_reads")) << mode << Describe(o);
+    EXPECT_GE(reads, 1) << mode << ": the key never expired into a database load";
+  }
+  CleanupKept("E-008", o);
 }
 
 // practice=off: the success mode is naive cache-aside too, so each expiry sends every instance's
