@@ -9,9 +9,11 @@
 #               checked with real clients, each fault command and its inverse
 #   integration every experiment through the HTTP API of the real server on the real stack, the
 #               runner framework (cancel, timeout, namespaces), ctest -L integration
+#   cli         the command line (./lab run|runs|report, tools/labctl.py) against its own server
+#               on the stack (tests/cli/run.sh, ~5 s)
 #   browser     the web UI in headless Chromium + the dashboard metric check
 # Usage: tests/run-all.sh [stage ...]   (default: all of them). Ends with "N passed, N failed".
-# LAB_TEST_NO_STACK=1 skips the two stages that need the stack (a machine that cannot run it).
+# LAB_TEST_NO_STACK=1 skips the three stages that need the stack (a machine that cannot run it).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,7 +21,7 @@ JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
 NO_STACK_SKIPS=0
 if [ ${#STAGES[@]} -eq 0 ]; then
-  STAGES=(format unit e2e asan tsan stack integration browser)
+  STAGES=(format unit e2e asan tsan stack integration cli browser)
   if [ "${LAB_TEST_NO_STACK:-0}" = 1 ]; then
     STAGES=(format unit e2e asan tsan browser)
     NO_STACK_SKIPS=1
@@ -114,7 +116,7 @@ fi
 
 STACK_UP=0
 STACK_WAS_UP=0
-if want stack || want integration; then
+if want stack || want integration || want cli; then
   say "the local stack"
   # A stack someone already runs is left running afterwards; one this script starts is stopped.
   "$ROOT/infra/stack.sh" status >/dev/null 2>&1 && STACK_WAS_UP=1
@@ -131,10 +133,23 @@ if want integration && [ $STACK_UP = 1 ]; then
   say "integration tests (experiments through the API on the real stack)"
   run_ctest integration "$ROOT/build" integration
 fi
+if want cli && [ $STACK_UP = 1 ]; then
+  say "command line (tests/cli: ./lab run|runs|report against the real server)"
+  log=$(mktemp)
+  bash "$ROOT/tests/cli/run.sh" 2>&1 | tee "$log"
+  line=$(grep -E '^cli: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    record cli "$(sed -E 's/cli: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+  else
+    record cli 0 1
+  fi
+  rm -f "$log"
+fi
 
 if [ $NO_STACK_SKIPS = 1 ]; then
   skipped stack "LAB_TEST_NO_STACK=1"
   skipped integration "LAB_TEST_NO_STACK=1"
+  skipped cli "LAB_TEST_NO_STACK=1"
 fi
 if want browser && [ ! -f "$ROOT/tests/browser/run.sh" ]; then
   say "browser tests"
