@@ -181,10 +181,10 @@ class StandardPipeline final : public ExperimentBase {
     Progress(ctx, 50);
     // Convergence: every outbox row applied (bounded).
     const std::int64_t commands =
-        Count(**conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ?", {ns});
     bool converged = WaitUntil(
         [&] {
-          return Count(**conn, "SELECT COUNT(*) FROM processed_event WHERE run_ns = ?", {ns}) >=
+          return TryCount(**conn, "SELECT COUNT(*) FROM processed_event WHERE run_ns = ?", {ns}) >=
                  commands;
         },
         RoleWait(events), ctx.stop, 200ms);
@@ -207,13 +207,13 @@ class StandardPipeline final : public ExperimentBase {
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     const std::int64_t applied =
-        Count(**conn, "SELECT COUNT(*) FROM processed_event WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM processed_event WHERE run_ns = ?", {ns});
     const std::int64_t effects =
-        Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
-    const std::int64_t distinct_effects =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
+    const std::int64_t distinct_effects = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     const std::int64_t mismatches =
-        Count(**conn,
+        Count(result, **conn,
               "SELECT COUNT(*) FROM orders o LEFT JOIN order_projection p ON p.run_ns = "
               "o.run_ns AND p.order_id = o.order_id WHERE o.run_ns = ? AND (p.order_id IS "
               "NULL OR p.amount <> o.amount OR p.version <> o.version)",

@@ -59,7 +59,7 @@ class ProduceAfterCommit final : public ExperimentBase {
     Progress(ctx, mode == "failure" ? 15 : 60);
     if (!first.finished) return Inconclusive(std::move(result), "command-service did not finish");
     const std::int64_t after_crash =
-        Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
     // 2. Restarted, it finishes the remaining orders.
     if (after_crash < events && !ctx.stop.stop_requested()) {
       args = common;
@@ -84,7 +84,7 @@ class ProduceAfterCommit final : public ExperimentBase {
 
     // Evidence from the systems of record.
     const std::int64_t committed =
-        Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
     auto read =
         kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
@@ -109,7 +109,7 @@ class ProduceAfterCommit final : public ExperimentBase {
                               {"acked_by_first_process", first.Value("acked", "none (killed)")}};
     if (!direct) {
       details["outbox_pending_after"] =
-          Count(**conn,
+          Count(result, **conn,
                 "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
     }
     result.details_json = details.dump();

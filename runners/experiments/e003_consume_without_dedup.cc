@@ -60,9 +60,9 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
     const std::int64_t applied =
-        Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
-    const std::int64_t applied_distinct =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
+    const std::int64_t applied_distinct = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     const std::int64_t unique = static_cast<std::int64_t>(ids.size());
     result.metrics["unique"] = static_cast<double>(unique);
     result.metrics["topic_records"] = static_cast<double>(read.messages.size());

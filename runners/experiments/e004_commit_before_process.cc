@@ -85,10 +85,10 @@ class CommitBeforeProcess final : public ExperimentBase {
         kafka::ReadTopic(config_.kafka_bootstrap, topic, 3, "read_committed", ReadBackWait(events));
     if (!read.complete) return Inconclusive(std::move(result), "read-back: " + read.error);
     auto ids = EventIdCounts(read.messages);
-    const std::int64_t processed =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+    const std::int64_t processed = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     const std::int64_t applications =
-        Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
     const auto produced = static_cast<std::int64_t>(ids.size());
     result.metrics["produced"] = static_cast<double>(produced);
     result.metrics["processed"] = static_cast<double>(processed);

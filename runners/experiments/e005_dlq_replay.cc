@@ -130,9 +130,10 @@ class DlqReplay final : public ExperimentBase {
                               command.status.Describe() + " / " + relay.status.Describe());
     }
     const std::int64_t committed =
-        Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
-    const std::int64_t unpublished = Count(
-        **conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
+    const std::int64_t unpublished =
+        Count(result, **conn,
+              "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
     Progress(ctx, 15);
 
     // 2. Consume with the fault in place: poisoned events go retry-1 -> retry-2 -> DLQ.
@@ -209,8 +210,8 @@ class DlqReplay final : public ExperimentBase {
         ++headers_ok;
       }
     }
-    const std::int64_t applied_before =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+    const std::int64_t applied_before = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     std::int64_t dlq_poisoned_overlap = 0;
     for (const auto& id : dlq_ids) dlq_poisoned_overlap += poisoned_ids.count(id);
     if (!dlq1.messages.empty()) details["dlq_error_example"] = Header(dlq1.messages[0], "error");
@@ -266,7 +267,7 @@ class DlqReplay final : public ExperimentBase {
                                 " did not finish cleanly: " + c.status.Describe());
       }
       applied_after.push_back(
-          Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns}));
+          Count(result, **conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns}));
       Progress(ctx, round == 1 ? 65 : 85);
     }
 
@@ -282,26 +283,26 @@ class DlqReplay final : public ExperimentBase {
       if (round == "1") ++replayed_in_topic[1];
       if (round == "2") ++replayed_in_topic[2];
     }
-    const std::int64_t final_applied =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+    const std::int64_t final_applied = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     const std::int64_t side_effects =
-        Count(**conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
     const std::int64_t duplicates =
-        Count(**conn,
+        Count(result, **conn,
               "SELECT COUNT(*) FROM (SELECT event_id FROM side_effect "
               "WHERE run_ns = ? GROUP BY event_id HAVING COUNT(*) > 1) d",
               {ns});
     const std::int64_t applied_by_replay = Count(
-        **conn,
+        result, **conn,
         "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ? AND source = 'replay'",
         {ns});
     const std::int64_t audit_rows =
-        Count(**conn, "SELECT COUNT(*) FROM replay_audit WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM replay_audit WHERE run_ns = ?", {ns});
     const std::int64_t audit_replayed =
-        Count(**conn, "SELECT COUNT(*) FROM replay_audit WHERE run_ns = ? AND outcome = 'replayed'",
-              {ns});
+        Count(result, **conn,
+              "SELECT COUNT(*) FROM replay_audit WHERE run_ns = ? AND outcome = 'replayed'", {ns});
     const std::int64_t projection_rows =
-        Count(**conn, "SELECT COUNT(*) FROM order_projection WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM order_projection WHERE run_ns = ?", {ns});
     // Achieved replay rate per round, from the audit rows' replay times: (n-1) / span.
     double rates[3] = {0, 0, 0};
     if (auto rows = (*conn)->Query(

@@ -160,7 +160,7 @@ class CacheStampede final : public ExperimentBase {
     for (auto& t : threads) t.join();
     const double seconds = static_cast<double>(run_for.count()) / 1000.0;
     const std::int64_t db_reads =
-        Count(**conn, "SELECT COUNT(*) FROM db_read_log WHERE run_ns = ?", {ns});
+        Count(result, **conn, "SELECT COUNT(*) FROM db_read_log WHERE run_ns = ?", {ns});
     result.metrics["db_reads"] = static_cast<double>(db_reads);
     result.metrics["db_reads_per_expiry"] =
         static_cast<double>(db_reads) / static_cast<double>(expiries);

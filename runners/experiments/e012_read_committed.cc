@@ -313,31 +313,33 @@ class ReadCommitted final : public ExperimentBase {
 
     // The side effects, counted in MariaDB.
     const std::int64_t applied =
-        Count(**conn, "SELECT COUNT(*) FROM txn_effect WHERE run_ns = ?", {ns});
-    const std::int64_t applied_distinct =
-        Count(**conn, "SELECT COUNT(DISTINCT event_id) FROM txn_effect WHERE run_ns = ?", {ns});
-    const std::int64_t phantoms = Count(**conn,
+        Count(result, **conn, "SELECT COUNT(*) FROM txn_effect WHERE run_ns = ?", {ns});
+    const std::int64_t applied_distinct = Count(
+        result, **conn, "SELECT COUNT(DISTINCT event_id) FROM txn_effect WHERE run_ns = ?", {ns});
+    const std::int64_t phantoms = Count(result, **conn,
                                         "SELECT COUNT(*) FROM txn_effect e JOIN kafka_txn t "
                                         "ON t.run_ns = e.run_ns AND t.txn_no = e.txn_no "
                                         "WHERE e.run_ns = ? AND t.outcome <> 'committed'",
                                         {ns});
     const std::int64_t applied_committed =
-        Count(**conn,
+        Count(result, **conn,
               "SELECT COUNT(DISTINCT e.event_id) FROM txn_effect e JOIN kafka_txn t "
               "ON t.run_ns = e.run_ns AND t.txn_no = e.txn_no "
               "WHERE e.run_ns = ? AND t.outcome = 'committed'",
               {ns});
-    const std::int64_t unmatched = Count(**conn,
+    const std::int64_t unmatched = Count(result, **conn,
                                          "SELECT COUNT(*) FROM txn_effect e LEFT JOIN kafka_txn t "
                                          "ON t.run_ns = e.run_ns AND t.txn_no = e.txn_no "
                                          "WHERE e.run_ns = ? AND t.txn_no IS NULL",
                                          {ns});
-    const std::int64_t committed = Count(
-        **conn, "SELECT COALESCE(SUM(records), 0) FROM kafka_txn WHERE run_ns = ? AND outcome = ?",
-        {ns, std::string(kCommitted)});
-    const std::int64_t aborted = Count(
-        **conn, "SELECT COALESCE(SUM(records), 0) FROM kafka_txn WHERE run_ns = ? AND outcome <> ?",
-        {ns, std::string(kCommitted)});
+    const std::int64_t committed =
+        Count(result, **conn,
+              "SELECT COALESCE(SUM(records), 0) FROM kafka_txn WHERE run_ns = ? AND outcome = ?",
+              {ns, std::string(kCommitted)});
+    const std::int64_t aborted =
+        Count(result, **conn,
+              "SELECT COALESCE(SUM(records), 0) FROM kafka_txn WHERE run_ns = ? AND outcome <> ?",
+              {ns, std::string(kCommitted)});
     for (auto n :
          {applied, applied_distinct, phantoms, applied_committed, unmatched, committed, aborted}) {
       if (n < 0) return finish("mysql: a count over txn_effect/kafka_txn failed");

@@ -177,8 +177,9 @@ class RetentionStrategies final : public ExperimentBase {
     }
     if (auto st = Seed(ctx, conn, s, lay); !st) return "mysql: seeding: " + st.error().message;
     if (ctx.stop.stop_requested()) return "cancelled";
-    const std::int64_t eligible_before = Count(
-        conn, "SELECT COUNT(*) FROM " + lay.table + " WHERE processed_at_us < ?", {lay.cutoff_us});
+    const std::int64_t eligible_before =
+        Count(result, conn, "SELECT COUNT(*) FROM " + lay.table + " WHERE processed_at_us < ?",
+              {lay.cutoff_us});
     const std::int64_t keep_seeded = CountKept(conn, lay);
     if (eligible_before < 0 || keep_seeded < 0) return "mysql: counting the seeded rows failed";
     Step(ctx, mode + " " + v.key + ": " + std::to_string(eligible_before) + " eligible and " +
@@ -231,8 +232,9 @@ class RetentionStrategies final : public ExperimentBase {
     if (!after) return "mysql: " + after.error().message;
 
     // Read back, after every writer stopped.
-    const std::int64_t eligible_left = Count(
-        conn, "SELECT COUNT(*) FROM " + lay.table + " WHERE processed_at_us < ?", {lay.cutoff_us});
+    const std::int64_t eligible_left =
+        Count(result, conn, "SELECT COUNT(*) FROM " + lay.table + " WHERE processed_at_us < ?",
+              {lay.cutoff_us});
     const std::int64_t keep_present = CountKept(conn, lay);
     auto live = conn.Query(
         "SELECT event_id FROM " + lay.table + " WHERE consumer = ? AND event_id LIKE 'live-%'",
@@ -301,9 +303,9 @@ class RetentionStrategies final : public ExperimentBase {
                  {"window_ms", {{"from", from_ms}, {"to", to_ms}}}};
     if (!run.dropped.empty()) cost["dropped_partitions"] = run.dropped;
     if (v.strategy == Strategy::kArchive) {
-      const std::int64_t archived = Count(conn, "SELECT COUNT(*) FROM " + lay.archive, {});
+      const std::int64_t archived = Count(result, conn, "SELECT COUNT(*) FROM " + lay.archive, {});
       const std::int64_t archived_young =
-          Count(conn, "SELECT COUNT(*) FROM " + lay.archive + " WHERE processed_at_us >= ?",
+          Count(result, conn, "SELECT COUNT(*) FROM " + lay.archive + " WHERE processed_at_us >= ?",
                 {lay.cutoff_us});
       if (archived < 0 || archived_young < 0) return "mysql: reading the archive failed";
       put("archived", static_cast<double>(archived), "read_back");
@@ -331,10 +333,10 @@ class RetentionStrategies final : public ExperimentBase {
 
   // Seeded younger rows present (-1 when the count failed).
   std::int64_t CountKept(mysql::Connection& conn, const Layout& lay) const {
-    return Count(conn,
-                 "SELECT COUNT(*) FROM " + lay.table +
-                     " WHERE processed_at_us >= ? AND event_id LIKE 'keep-%'",
-                 {lay.cutoff_us});
+    return TryCount(conn,
+                    "SELECT COUNT(*) FROM " + lay.table +
+                        " WHERE processed_at_us >= ? AND event_id LIKE 'keep-%'",
+                    {lay.cutoff_us});
   }
 
   // The run's tables for `v`, each recorded before it exists. Partitioned, aligned:

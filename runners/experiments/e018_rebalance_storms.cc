@@ -188,7 +188,7 @@ class RebalanceStorms final : public ExperimentBase {
     auto admin = kafka::Admin::Create(config_.kafka_bootstrap);
     d.drained = WaitUntil(
         [&] {
-          const auto distinct = Count(
+          const auto distinct = TryCount(
               conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
           Progress(ctx, (mode == "failure" ? 5 : 55) +
                             40.0 * static_cast<double>(distinct) / std::max(1, events));
@@ -227,9 +227,10 @@ class RebalanceStorms final : public ExperimentBase {
       if (sum.error.empty()) sum.error = t.error;
     }
     if (!sum.error.empty()) return Inconclusive(std::move(result), "a member failed: " + sum.error);
-    const auto applied = Count(conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
-    const auto distinct =
-        Count(conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
+    const auto applied =
+        Count(result, conn, "SELECT COUNT(*) FROM side_effect WHERE run_ns = ?", {ns});
+    const auto distinct = Count(
+        result, conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
     if (applied < 0 || distinct < 0)
       return Inconclusive(std::move(result), "side effects could not be counted");
     auto admin = kafka::Admin::Create(config_.kafka_bootstrap);

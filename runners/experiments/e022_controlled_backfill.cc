@@ -217,10 +217,10 @@ class ControlledBackfill final : public ExperimentBase {
 
   // The checkpoints' progress: rows before next_id over all shards (-1 when unreadable).
   std::int64_t CheckpointProgress(mysql::Connection& conn, const std::string& ns) const {
-    return Count(conn,
-                 "SELECT CAST(COALESCE(SUM(next_id - first_id), 0) AS SIGNED) "
-                 "FROM backfill_checkpoint WHERE run_ns = ?",
-                 {ns});
+    return TryCount(conn,
+                    "SELECT CAST(COALESCE(SUM(next_id - first_id), 0) AS SIGNED) "
+                    "FROM backfill_checkpoint WHERE run_ns = ?",
+                    {ns});
   }
 
   BackfillOutcome RunControlled(const domain::RunContext& ctx, const std::string& mode,
@@ -267,17 +267,18 @@ class ControlledBackfill final : public ExperimentBase {
     if (!ids.empty()) {
       const bool gone = WaitUntil(
           [&] {
-            return Count(conn,
-                         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + ids +
-                             ")",
-                         {}) == 0;
+            return TryCount(conn,
+                            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" +
+                                ids + ")",
+                            {}) == 0;
           },
           10s, ctx.stop, 20ms);
       if (!gone) Step(ctx, mode + ": the killed worker's connections were still open after 10 s");
     }
     out.resume_point = CheckpointProgress(conn, ns);
-    out.backfilled_at_kill = Count(
-        conn, "SELECT COUNT(*) FROM backfill_item WHERE run_ns = ? AND backfill_count > 0", {ns});
+    out.backfilled_at_kill =
+        Count(result, conn,
+              "SELECT COUNT(*) FROM backfill_item WHERE run_ns = ? AND backfill_count > 0", {ns});
     if (auto cps = conn.Query(
             "SELECT shard, next_id, end_id FROM backfill_checkpoint WHERE run_ns = ? ORDER BY "
             "shard",

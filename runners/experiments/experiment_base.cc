@@ -613,11 +613,22 @@ domain::Status ExperimentBase::StackFault(const domain::RunContext& ctx,
   return {};
 }
 
-std::int64_t ExperimentBase::Count(mysql::Connection& conn, const std::string& sql,
+std::int64_t ExperimentBase::Count(domain::ModeResult& result, mysql::Connection& conn,
+                                   const std::string& sql,
                                    const std::vector<mysql::Param>& params) const {
   auto rows = conn.Query(sql, params);
-  if (!rows) return -1;
-  return rows->Scalar();
+  if (rows) return rows->Scalar();
+  if (!result.inconclusive) {
+    result.inconclusive = "a count could not be taken (" + sql.substr(0, 80) +
+                          (sql.size() > 80 ? "..." : "") + "): " + rows.error().message;
+  }
+  return -1;
+}
+
+std::int64_t ExperimentBase::TryCount(mysql::Connection& conn, const std::string& sql,
+                                      const std::vector<mysql::Param>& params) {
+  auto rows = conn.Query(sql, params);
+  return rows ? rows->Scalar() : -1;
 }
 
 domain::ModeResult Inconclusive(domain::ModeResult result, const std::string& why) {

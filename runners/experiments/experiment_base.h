@@ -184,9 +184,15 @@ class ExperimentBase : public domain::ExperimentRunner {
   // Deletes the proxy (and its toxics) at the end of a mode; cleanup is the safety net.
   domain::Status RemoveProxy(const domain::RunContext& ctx, const std::string& mode,
                              const std::string& what) const;
-  // A MySQL scalar (COUNT…) for `run_ns`, or -1 with the error stepped.
-  std::int64_t Count(mysql::Connection& conn, const std::string& sql,
+  // A MySQL scalar (COUNT…) the evidence rests on. When it cannot be taken the mode is
+  // inconclusive, naming the query and the error (the first such reason is kept), and -1 is
+  // returned: a broken read is never a number a verdict can pass on.
+  std::int64_t Count(domain::ModeResult& result, mysql::Connection& conn, const std::string& sql,
                      const std::vector<mysql::Param>& params) const;
+  // The same scalar for a caller that handles -1 itself: a poll that asks again, a progress
+  // reading.
+  static std::int64_t TryCount(mysql::Connection& conn, const std::string& sql,
+                               const std::vector<mysql::Param>& params);
 
   StackConfig config_;
 

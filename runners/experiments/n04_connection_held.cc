@@ -199,7 +199,7 @@ class ConnectionHeld final : public ServiceExperiment {
     if (!sampler.error().empty())
       return Inconclusive(std::move(result), "mysql sampler: " + sampler.error());
     const std::int64_t rows =
-        Count(**db, "SELECT COUNT(*) FROM valuation WHERE run_ns = ?", {run_ns});
+        Count(result, **db, "SELECT COUNT(*) FROM valuation WHERE run_ns = ?", {run_ns});
     if (rows < 0) return Inconclusive(std::move(result), "mysql: cannot count valuation rows");
     const double pool_timeouts = JsonNumber(*metrics, "pool_timeouts");
     const double pool_waits = JsonNumber(*metrics, "pool_waits");

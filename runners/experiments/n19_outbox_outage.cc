@@ -359,7 +359,7 @@ class OutboxOutage final : public ExperimentBase {
     auto writer = StartRole(ctx, mode, result, "command-service", args, "command-service");
     if (!writer) return "could not start the command-service: " + writer.error().message;
     auto orders = [&] {
-      return Count(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
+      return TryCount(**conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
     };
     // The relay runs throughout: before the outage it keeps up, during it retries (rows stay
     // pending), after it drains; it exits 2 s after it last found nothing pending, printing its
@@ -455,10 +455,10 @@ class OutboxOutage final : public ExperimentBase {
       const Ms drain_bound = 60s + Ms(2 * (orders() - committed_at_stop + before));
       drained = WaitUntil(
           [&] {
-            return Count(**conn,
-                         "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND "
-                         "published_at_us = 0",
-                         {ns}) == 0;
+            return TryCount(**conn,
+                            "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND "
+                            "published_at_us = 0",
+                            {ns}) == 0;
           },
           drain_bound, ctx.stop, 100ms);
       if (ctx.stop.stop_requested()) return "cancelled";
@@ -502,11 +502,12 @@ class OutboxOutage final : public ExperimentBase {
     std::set<std::int64_t> order_ids;
     for (const auto& r : rows->rows) order_ids.insert(std::stoll(r[0].value_or("0")));
     const auto committed = static_cast<std::int64_t>(order_ids.size());
-    const std::int64_t during = Count(
-        conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ? AND created_at_us BETWEEN ? AND ?",
-        {ns, summary.all_down_start_us, summary.all_down_end_us});
+    const std::int64_t during =
+        Count(result, conn,
+              "SELECT COUNT(*) FROM orders WHERE run_ns = ? AND created_at_us BETWEEN ? AND ?",
+              {ns, summary.all_down_start_us, summary.all_down_end_us});
     const std::int64_t since_stop =
-        Count(conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ? AND created_at_us >= ?",
+        Count(result, conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ? AND created_at_us >= ?",
               {ns, stop_issued_us});
     if (during < 0 || since_stop < 0) return "mysql: the orders could not be counted";
 
@@ -559,10 +560,11 @@ class OutboxOutage final : public ExperimentBase {
     details["records_without_an_order"] = extra;
 
     if (outbox) {
-      const std::int64_t pending = Count(
-          conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
+      const std::int64_t pending =
+          Count(result, conn,
+                "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us = 0", {ns});
       const std::int64_t outbox_rows =
-          Count(conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ?", {ns});
+          Count(result, conn, "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ?", {ns});
       if (pending < 0 || outbox_rows < 0) return "mysql: the outbox could not be counted";
       mismatches += pending + std::abs(outbox_rows - committed);
       result.metrics["pending_after"] = static_cast<double>(pending);
@@ -597,12 +599,12 @@ class OutboxOutage final : public ExperimentBase {
       // outage whose mark committed late (the relay's mark runs beside the next batch), never
       // records delivered during it. Counted so the drain is not credited with them.
       details["marked_while_all_down"] =
-          Count(conn,
+          Count(result, conn,
                 "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us "
                 "BETWEEN ? AND ?",
                 {ns, summary.all_down_start_us, summary.all_down_end_us});
       details["marked_before_stop"] =
-          Count(conn,
+          Count(result, conn,
                 "SELECT COUNT(*) FROM outbox_event WHERE run_ns = ? AND published_at_us > 0 AND "
                 "published_at_us < ?",
                 {ns, stop_issued_us});

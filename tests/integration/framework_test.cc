@@ -14,11 +14,13 @@
 #include <thread>
 
 #include "runners/common/c_handle.h"
+#include "runners/experiments/experiment_base.h"
 #include "runners/kafka/kafka_client.h"
 #include "runners/mysql/mysql_client.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/schema_registry.h"
 #include "tests/integration/api_harness.h"
+#include "tests/integration/harness.h"
 
 namespace lab::testing {
 namespace {
@@ -308,6 +310,45 @@ TEST(Framework, PipelineSignalsFollowARun) {
     EXPECT_EQ(after.find("group=\"" + g + "\""), std::string::npos) << g << " outlived its run";
   }
   EXPECT_NE(after.find("\nlab_outbox_backlog 0\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lab::testing
+
+namespace lab::testing {
+namespace {
+
+// ExperimentBase's counts, opened up for a test.
+class CountProbe final : public runners::ExperimentBase {
+ public:
+  CountProbe() : ExperimentBase(TestStackConfig()) {}
+  std::string_view ExperimentId() const override { return "count-probe"; }
+  domain::ModeResult RunMode(const domain::RunContext&, const std::string&) override { return {}; }
+  using ExperimentBase::Count;
+  using ExperimentBase::OpenMysqlWithSchema;
+};
+
+// A count the evidence rests on that MariaDB could not answer makes the mode inconclusive,
+// naming the query and MariaDB's error, and no later failure replaces that first reason; a
+// count that works leaves the mode alone.
+TEST(Framework, AFailedCountMakesTheModeInconclusive) {
+  CountProbe probe;
+  auto conn = probe.OpenMysqlWithSchema();
+  ASSERT_TRUE(conn) << conn.error().message;
+  domain::ModeResult fine;
+  EXPECT_GE(probe.Count(fine, **conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?",
+                        {std::string("count-probe")}),
+            0);
+  EXPECT_FALSE(fine.inconclusive.has_value());
+  domain::ModeResult broken;
+  EXPECT_EQ(probe.Count(broken, **conn, "SELECT COUNT(*) FROM no_such_table WHERE run_ns = ?",
+                        {std::string("count-probe")}),
+            -1);
+  ASSERT_TRUE(broken.inconclusive.has_value());
+  EXPECT_NE(broken.inconclusive->find("no_such_table"), std::string::npos) << *broken.inconclusive;
+  const std::string first = *broken.inconclusive;
+  (void)probe.Count(broken, **conn, "SELECT COUNT(*) FROM another_missing_table", {});
+  EXPECT_EQ(*broken.inconclusive, first);
 }
 
 }  // namespace
