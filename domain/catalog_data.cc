@@ -969,19 +969,6 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "record_mismatch_redis", kEq, 0)},
        90});
 
-  auto advanced = [&](std::string id, std::string title, std::string category, std::string claim,
-                      std::string how, std::vector<std::string> parts) {
-    ExperimentSpec e;
-    e.id = std::move(id);
-    e.title = std::move(title);
-    e.category = std::move(category);
-    e.claim = std::move(claim);
-    e.how = std::move(how);
-    e.reading = "see the experiment's page once its runner exists";
-    e.modes = {Failure("the anti-pattern"), Success("the standard practice")};
-    e.requires_parts = std::move(parts);
-    c.push_back(std::move(e));
-  };
   c.push_back(
       {"E-018",
        "Rebalance storms",
@@ -1020,10 +1007,71 @@ std::vector<ExperimentSpec> Build() {
         Cmp("success", "lost", kEq, 0), Cmp("success", "committed_to_end", kEq, 1, kInc),
         Cmp("failure", "lost", kEq, 0)},
        150});
-  advanced("E-023", "Partial outages degrade", "advanced",
-           "partial outages should degrade, not collapse",
-           "Redis down, MySQL down, Kafka down in turn: breaker, stale reads, outbox accumulation",
-           {kPartKafka, kPartMysql, kPartRedis});
+  c.push_back(
+      {"E-023",
+       "Partial outages degrade",
+       "advanced",
+       "partial outages should degrade, not collapse: bounded latency and errors during each "
+       "outage, zero loss after recovery",
+       "a real shop-service (lab-role: GET /item through a Redis cache in front of MariaDB, POST "
+       "/order whose event must reach Kafka) reaches Redis and MariaDB through Toxiproxy proxies "
+       "of the run. Under a closed-loop load of `clients` threads (every `write_every`-th request "
+       "an order, the others item reads; client timeout `client_timeout_ms`), Redis, then "
+       "MariaDB, then Kafka are taken down in turn for `outage_ms` each, `gap_ms` apart: a "
+       "timeout toxic (every byte to the server dropped) on the service's Redis proxy, the same "
+       "on its MariaDB proxy, then all three brokers paused (infra/stack.sh kafka pause: "
+       "SIGSTOP) and resumed. failure: long client timeouts, no breaker, a Redis error fails the "
+       "read, cache keys expire, the order's event produced synchronously after the commit "
+       "(message.timeout.ms = message_timeout_ms). success: a breaker per dependency, bounded "
+       "calls, reads bypass a dead cache, stale cached values served when MariaDB is gone, orders "
+       "refused at once (503) when they cannot be made durable, the outbox row in the order's "
+       "transaction and the outbox-relay publishing it once Kafka is back. practice=off: the "
+       "success mode runs the failure mode's service. Every fault is undone on every exit path "
+       "(paused brokers resumed, proxies and their toxics deleted)",
+       "per outage (redis, mysql, kafka): p99_<o>_ms, error_pct_<o> and read_error_pct_<o> are "
+       "the clients' view of the requests sent during it (client_observed); <o>_fault_fired = 1 "
+       "when this run's own probe saw the part down (a Redis PING / a MariaDB login through the "
+       "proxy that got no answer; for kafka infra/stack.sh status reporting the three brokers "
+       "paused and a metadata request unanswered), <o>_service_errors is the service's own count "
+       "(self_reported). p99_max_during_ms and read_error_pct_max are the worst of the three. "
+       "acked_orders are orders answered 2xx (client_observed); orders_in_db and events_in_topic "
+       "are read back from MariaDB and, with a fresh consumer, from the topic after every fault "
+       "was undone and the outbox drained; lost = acknowledged orders without a row + rows whose "
+       "event never reached the topic. peak_outbox_backlog counts pending outbox rows in MariaDB "
+       "during the kafka outage; stale_reads_mysql and writes_refused_mysql show the degradation "
+       "while MariaDB was gone. details.provenance names the origin of each number",
+       {Failure("no breaker, long timeouts, cache errors fail reads, direct produce after commit"),
+        Success("breakers, bounded calls, stale reads, fast write rejection, outbox")},
+       {Int("outage_ms", 2500, 1000, 30000, "ms", "how long each part is down"),
+        Int("gap_ms", 1000, 500, 30000, "ms", "load between two outages (and after the last)"),
+        Int("clients", 8, 1, 64, "clients", "concurrent clients, one request each at a time"),
+        Int("client_timeout_ms", 2000, 200, 30000, "ms", "the clients' timeout"),
+        Int("items", 50, 1, 10000, "items", "items in MariaDB (all read once before the load)"),
+        Int("write_every", 4, 1, 100, "requests", "one request in this many is an order"),
+        Int("message_timeout_ms", 1000, 500, 15000, "ms",
+            "the failure mode's synchronous produce: message.timeout.ms and request.timeout.ms "
+            "(a paused broker appends what was already sent to it when it resumes, so only "
+            "records queued after the first timeout can be lost: outage_ms must be at least "
+            "twice this, or the failure mode is inconclusive)"),
+        Practice()},
+       {kPartKafka, kPartMysql, kPartRedis, kPartToxiproxy},
+       // It pauses every broker, and its proxies and toxics would make a concurrent run's
+       // postflight find Toxiproxy unclean.
+       {kLockKafkaBrokers, kLockNetwork},
+       {Cmp("failure", "redis_fault_fired", kEq, 1, kInc),
+        Cmp("failure", "mysql_fault_fired", kEq, 1, kInc),
+        Cmp("failure", "kafka_fault_fired", kEq, 1, kInc),
+        Cmp("failure", "outage_over_message_timeout", kEq, 1, kInc),
+        Cmp("failure", "acked_orders", kGt, 0, kInc),
+        Cmp("success", "redis_fault_fired", kEq, 1, kInc),
+        Cmp("success", "mysql_fault_fired", kEq, 1, kInc),
+        Cmp("success", "kafka_fault_fired", kEq, 1, kInc),
+        Cmp("success", "acked_orders", kGt, 0, kInc), Cmp("failure", "lost", kGt, 0),
+        Ratio("failure", "p99_max_during_ms", kGe, 2, "success", "p99_max_during_ms"),
+        Cmp("success", "lost", kEq, 0), Cmp("success", "p99_max_during_ms", kLe, 1000),
+        Cmp("success", "read_error_pct_max", kLe, 10),
+        Cmp("success", "peak_outbox_backlog", kGt, 0), Cmp("success", "error_pct_after", kLe, 5)},
+       90});
   c.push_back(
       {"N03",
        "Caller-runs executor",

@@ -41,6 +41,7 @@ std::vector<std::unique_ptr<domain::ExperimentRunner>> MakeRunners(const StackCo
   runners.push_back(MakeConnectionHeld(config));
   runners.push_back(MakeMisalignedTimeouts(config));
   runners.push_back(MakeCircuitBreaker(config));
+  runners.push_back(MakePartialOutages(config));
   return runners;
 }
 

@@ -67,5 +67,7 @@ std::unique_ptr<domain::ExperimentRunner> MakeConnectionHeld(const StackConfig& 
 std::unique_ptr<domain::ExperimentRunner> MakeMisalignedTimeouts(const StackConfig& config);
 // N21
 std::unique_ptr<domain::ExperimentRunner> MakeCircuitBreaker(const StackConfig& config);
+// E-023
+std::unique_ptr<domain::ExperimentRunner> MakePartialOutages(const StackConfig& config);
 
 }  // namespace lab::runners

@@ -69,5 +69,7 @@ int RunBackfillWorker(const RoleArgs& args);  // E-022
 // N03, N04, N06, N21: the HTTP service under test and its dependency.
 int RunValuationService(const RoleArgs& args);
 int RunDownstreamService(const RoleArgs& args);
+// E-023: the shop service taken through Redis, MariaDB and Kafka outages.
+int RunShopService(const RoleArgs& args);
 
 }  // namespace lab::runners::roles

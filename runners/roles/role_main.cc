@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     if (role == "backfill-worker") return RunBackfillWorker(args);
     if (role == "valuation-service") return RunValuationService(args);
     if (role == "downstream-service") return RunDownstreamService(args);
+    if (role == "shop-service") return RunShopService(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error=%s\n", e.what());
     return 1;
