@@ -384,3 +384,138 @@ test('token dialog stores the token and sends it', async () => {
   assert.equal(await page.evaluate(() => window.localStorage.getItem('reliability-lab.token')), null);
   await page.close();
 });
+
+// --- issue 16: charts with a time axis, a clean step log, history that answers "is it stable?" ---
+
+// N21 (circuit breaker, shortened: ~15 s on the stack) records p99 and errors per 250 ms slot
+// around its fault. Its run page draws them on a time axis in seconds with the fault shaded, draws
+// no chart over a "sample" index, shows every step without terminal escapes with the mode said once,
+// and the step filter by mode hides the other mode's steps.
+test('N21 run page: time charts with the fault shaded, a clean step log and its mode filter', async () => {
+  const started = await api('POST', '/experiments/N21/runs', {
+    note: 'browser test, time charts',
+    params: { baseline_s: 1, fault_s: 3, after_s: 2, settle_ms: 1000 },
+  });
+  assert.equal(started.status, 202, started.text);
+  const run = await waitFinished(started.json.id, 120000);
+  assert.equal(run.state, 'completed', `N21 ended ${run.state}: ${run.error || ''}`);
+  for (const mode of ['failure', 'success']) {
+    assert.ok((run.evidence?.[mode]?.details?.timeline || []).length >= 3, `${mode} recorded a timeline`);
+  }
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/runs/${encodeURIComponent(run.id)}`);
+  await page.locator('figure.chart svg.time-chart').first().waitFor();
+
+  // The latency chart: x axis labelled in seconds, ticks "N s" increasing, both modes drawn, the
+  // fault shaded, the breaker's states as a band.
+  const latency = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: 'p99 latency over time' }) });
+  assert.equal(await latency.count(), 1, 'one p99-over-time chart');
+  assert.match(await latency.locator('svg .x-label').textContent(), /seconds/);
+  const ticks = await latency.locator('svg text.x-tick').allTextContents();
+  assert.ok(ticks.length >= 3, `at least 3 time ticks: ${ticks}`);
+  for (const t of ticks) assert.match(t, /^-?[\d,.]+ s$/, `tick "${t}" is in seconds`);
+  const values = ticks.map((t) => Number(t.replace(/[ s,]/g, '')));
+  assert.ok(values.every((v, i) => i === 0 || v > values[i - 1]), `ticks increase: ${values}`);
+  assert.ok(values[0] < 0 && values[values.length - 1] > 3, `the axis spans before and after the fault: ${values}`);
+  assert.deepEqual((await latency.locator('svg path.line').evaluateAll((ps) => ps.map((p) => p.dataset.series))).sort(), ['failure', 'success']);
+  assert.equal(await latency.locator('svg rect.window').count(), 1, 'the fault window is shaded');
+  assert.ok(await latency.locator('svg rect.band').count() >= 2, 'the breaker states are drawn as a band');
+  // No chart of the old kind: an x axis of "sample" indexes.
+  const captions = await page.locator('figure.chart figcaption').allTextContents();
+  assert.ok(!captions.some((c) => /per sample/.test(c)), `no "per sample" chart: ${captions}`);
+  assert.equal(await page.locator('svg text', { hasText: /^sample$/ }).count(), 0);
+
+  // Step log: every step, none with an escape, the mode said once per group, not on each line.
+  const steps = page.locator('ol.steps li.step');
+  assert.equal(await steps.count(), run.steps.length);
+  const texts = await steps.allTextContents();
+  assert.ok(texts.every((t) => !t.includes('\x1b')), 'no escape character in any step');
+  const messages = await page.locator('ol.steps li.step .step-msg').allTextContents();
+  assert.ok(!messages.some((m) => /^(failure|success): /.test(m)), 'the mode is not repeated on each line');
+  assert.equal(await page.locator('ol.steps li.step-group[data-mode="failure"]').count(), 1, 'the failure mode is said once');
+  assert.ok(await page.locator('ol.steps li.step-fault').count() >= 2, 'fault on/off steps are highlighted');
+  const perMode = (m) => run.steps.filter((s) => s.message.startsWith(`${m}: `)).length;
+  assert.ok(perMode('failure') > 0 && perMode('success') > 0);
+  assert.equal(await page.locator('ol.steps li.step[data-mode="success"]:visible').count(), perMode('success'));
+  await page.selectOption('#step-mode', 'failure');
+  assert.equal(await page.locator('ol.steps li.step[data-mode="success"]:visible').count(), 0, 'success steps hidden');
+  assert.equal(await page.locator('ol.steps li.step[data-mode="failure"]:visible').count(), perMode('failure'));
+  assert.equal(await page.locator('ol.steps li.step:visible').count(), perMode('failure'), 'only failure steps shown');
+  await page.selectOption('#step-level', 'fault');
+  const faultOnly = await page.locator('ol.steps li.step:visible').count();
+  assert.ok(faultOnly >= 2 && faultOnly < perMode('failure'), `the fault filter narrows the failure steps (${faultOnly})`);
+  await page.selectOption('#step-level', '');
+  await page.selectOption('#step-mode', '');
+  assert.equal(await page.locator('ol.steps li.step:visible').count(), run.steps.length);
+
+  await latency.screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'run-n21-latency-chart.png') });
+  await page.locator('section[aria-labelledby="sec-step-log"]').screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'run-step-log.png') });
+  await shot(page, 'run-n21-1400');
+  await page.setViewportSize(PHONE);
+  assert.ok(await horizontalOverflow(page) <= 1, 'the run page with time charts fits a phone');
+  await shot(page, 'run-n21-phone');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// The experiment page's history strip shows the verdicts of the experiment's runs, oldest to
+// newest, as GET /runs reports them, and draws the key number across runs.
+test('experiment page: the verdict strip of the last runs, in order, and the key number', async () => {
+  for (let i = 0; i < 2; i += 1) {
+    const r = await api('POST', '/experiments/E-000/runs', { note: `browser test, history ${i}` });
+    assert.equal(r.status, 202, r.text);
+    await waitFinished(r.json.id);
+  }
+  const list = await api('GET', '/runs?experiment=E-000&limit=40');
+  assert.equal(list.status, 200);
+  const expected = list.json.items.map((r) => ({ id: r.id, verdict: r.verdict || '' })).reverse();
+  assert.ok(expected.length >= 2);
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/experiments/E-000`);
+  const strip = page.locator('ol.verdict-strip a');
+  await strip.first().waitFor();
+  const shown = await strip.evaluateAll((as) => as.map((a) => ({ id: a.dataset.run, verdict: a.dataset.verdict })));
+  assert.deepEqual(shown, expected, 'the strip lists the runs oldest to newest with their verdicts');
+  const finished = list.json.items.filter((r) => FINISHED.includes(r.state));
+  const confirmed = finished.filter((r) => r.verdict === 'confirmed').length;
+  assert.match(await page.locator('.stability').innerText(), new RegExp(`held in ${confirmed} of the last ${finished.length} finished runs`));
+  const keyChart = page.locator('.key-number figure.chart');
+  assert.match(await keyChart.locator('figcaption').innerText(), /unreachable across the last \d+ runs/);
+  assert.equal(await keyChart.locator('svg circle.dot').count(), finished.filter((r) => typeof r.evidence?.check?.metrics?.unreachable === 'number').length);
+  await page.locator('section[aria-labelledby="sec-is-it-stable-"]').screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'experiment-history.png') });
+  // The newest square leads to the newest run.
+  await strip.last().click();
+  await page.waitForURL(`**/ui/runs/${encodeURIComponent(expected[expected.length - 1].id)}`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// A run's page links to the run of the same experiment created just before it, and to the
+// comparison of the two in one click.
+test('run page links to the previous run of the same experiment and compares in one click', async () => {
+  const list = await api('GET', '/runs?experiment=E-000&limit=2');
+  const [newest, previous] = list.json.items;
+  assert.ok(newest && previous, 'two runs of E-000 exist');
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/ui/runs/${encodeURIComponent(newest.id)}`);
+  const prev = page.locator('.previous-run a.prev-run');
+  await prev.waitFor();
+  assert.equal(await prev.getAttribute('data-run'), previous.id);
+  assert.equal(await prev.getAttribute('href'), `/ui/runs/${encodeURIComponent(previous.id)}`);
+  await page.locator('.previous-run a.compare-prev').click();
+  await page.waitForURL(/\/ui\/compare\?/);
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('a'), previous.id);
+  assert.equal(url.searchParams.get('b'), newest.id);
+  const heads = page.locator('.compare-head');
+  await heads.nth(1).waitFor();
+  assert.ok((await heads.nth(0).innerText()).includes(previous.id));
+  assert.ok((await heads.nth(1).innerText()).includes(newest.id));
+  // The oldest run of an experiment says so instead of linking.
+  const oldest = (await api('GET', '/runs?experiment=E-000&limit=200')).json.items.at(-1);
+  await page.goto(`${BASE_URL}/ui/runs/${encodeURIComponent(oldest.id)}`);
+  await page.locator('.previous-run p').waitFor();
+  assert.match(await page.locator('.previous-run').innerText(), /first run of E-000/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

@@ -1,9 +1,10 @@
 // Evidence as pictures: a run's evidence ({<mode>: {metrics, details}}) shown mode beside mode,
-// with charts chosen from the shape of the numbers (counts, latency percentiles, series over
-// time found in details). Only what the API returned is drawn.
+// with charts chosen per experiment and from the shape of the numbers (series over time from
+// details, counts, latency percentiles; see timeseries.js). Only what the API returned is drawn.
 
 import { fmtNumber, fmtValue, h, jsonBlock, tableWrap } from './dom.js';
-import { groupedColumns, lineChart, metricBars } from './charts.js';
+import { groupedColumns, metricBars } from './charts.js';
+import { chartsFor } from './timeseries.js';
 
 const MODE_ORDER = ['failure', 'success', 'check'];
 const MODE_LABEL = { failure: '✗ failure', success: '✓ success', check: 'check' };
@@ -75,57 +76,12 @@ export function criteriaList(criteria, evidence) {
   }));
 }
 
-// --- series found in details ------------------------------------------------------------------
-
-const TIME_KEYS = ['t', 't_s', 'seconds', 'elapsed_s', 'elapsed_seconds', 't_ms', 'elapsed_ms', 'ms', 'time', 'at', 'ts', 'timestamp', 'x'];
-
-function timeOf(obj, key) {
-  const v = obj[key];
-  if (typeof v === 'number') return key.endsWith('ms') || key === 'ms' ? v / 1000 : v;
-  if (typeof v === 'string') {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? undefined : t / 1000;
-  }
-  return undefined;
-}
-
-// Finds plottable series inside a details object: arrays of numbers, arrays of [x, y] pairs, and
-// arrays of objects with a time field and numeric fields. Returns [{path, field, points, xIsTime}].
-export function findSeries(details, maxDepth = 4) {
-  const found = [];
-  const walk = (value, path, depth) => {
-    if (depth > maxDepth || value === null || typeof value !== 'object') return;
-    if (Array.isArray(value)) {
-      if (value.length < 2) return;
-      if (value.every((v) => typeof v === 'number')) {
-        found.push({ path, field: '', points: value.map((v, i) => [i, v]), xIsTime: false });
-        return;
-      }
-      if (value.every((v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number')) {
-        found.push({ path, field: '', points: value.map((v) => [v[0], v[1]]), xIsTime: true });
-        return;
-      }
-      if (value.every((v) => v && typeof v === 'object' && !Array.isArray(v))) {
-        const key = TIME_KEYS.find((k) => value.every((v) => timeOf(v, k) !== undefined));
-        if (!key) return;
-        const fields = Object.keys(value[0]).filter((f) => f !== key && value.every((v) => typeof v[f] === 'number'));
-        const t0 = (key === 'at' || key === 'time' || key === 'timestamp' || key === 'ts') && typeof value[0][key] === 'string'
-          ? Math.min(...value.map((v) => timeOf(v, key))) : 0;
-        for (const f of fields) {
-          found.push({ path, field: f, points: value.map((v) => [timeOf(v, key) - t0, v[f]]), xIsTime: true });
-        }
-      }
-      return;
-    }
-    for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k, depth + 1);
-  };
-  walk(details, '', 0);
-  return found;
-}
-
 // --- the side-by-side view --------------------------------------------------------------------
 
 const isScalar = (v) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+// A short list of scalars (a partition's replicas [1, 2]) reads as one cell: "1, 2".
+const isCell = (v) => isScalar(v) || (Array.isArray(v) && v.length <= 12 && v.every(isScalar));
+const cellText = (v) => (Array.isArray(v) ? (v.length ? v.map(fmtValue).join(', ') : '(none)') : fmtValue(v));
 
 // The readable part of a mode's details: objects of like records become tables (e.g. one row
 // per stack part with ok/version/rtt_ms/detail), lists of words become lists, scalars a line each.
@@ -136,7 +92,7 @@ export function detailsView(details) {
   const lines = [];
   const records = {};
   for (const [k, v] of Object.entries(details)) {
-    if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every(isScalar) && Object.keys(v).length) records[k] = v;
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every(isCell) && Object.keys(v).length) records[k] = v;
     else if (Array.isArray(v) && v.length && v.every((x) => typeof x === 'string' || typeof x === 'number')) lines.push([k, v.join(', ')]);
     else if (isScalar(v)) lines.push([k, fmtValue(v)]);
   }
@@ -154,10 +110,10 @@ export function detailsView(details) {
         fields.map((f) => {
           const v = records[k][f];
           if (f === 'ok' && typeof v === 'boolean') return h('td', null, v ? h('span', { class: 'ok' }, '✔ yes') : h('span', { class: 'bad-text' }, '✘ no'));
-          return h('td', { class: typeof v === 'number' ? 'num' : null }, v === '' ? '—' : fmtValue(v));
+          return h('td', { class: typeof v === 'number' ? 'num' : null }, v === '' ? '—' : cellText(v));
         }))))), 'details'));
   } else {
-    for (const k of recordKeys) lines.push([k, Object.entries(records[k]).map(([f, v]) => `${f}=${fmtValue(v)}`).join(', ')]);
+    for (const k of recordKeys) lines.push([k, Object.entries(records[k]).map(([f, v]) => `${f}=${Array.isArray(v) ? `[${cellText(v)}]` : fmtValue(v)}`).join(', ')]);
   }
   if (!tables.length && !lines.length) return null;
   return h('div', { class: 'details-view' },
@@ -176,9 +132,11 @@ function metricTable(metrics, mode, critSet) {
 }
 
 // Evidence charts shared by the run and compare pages. `columns`: [{key, label, metrics, details}]
-export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, name) => `${col.key}.${name}` } = {}) {
-  const out = [];
+export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, name) => `${col.key}.${name}`, experiment = '' } = {}) {
   const series = columns.map((c) => ({ key: c.seriesKey || c.key, label: c.label }));
+  // First what was sampled over time (and the experiment's own before/after charts).
+  const timed = chartsFor(experiment, columns, series);
+  const out = [...timed.charts];
   // Metrics named "<thing>.<quantity>" (kafka.rtt_ms, redis.rtt_ms…): one chart per quantity
   // measured on two or more things, on a shared scale, so the things can be compared.
   const numericNames = [];
@@ -205,7 +163,7 @@ export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, n
   }
   // Counts (everything else that is not a percentile), mode beside mode. With one mode alone the
   // table already says it all, so no chart is drawn for it.
-  const names = numericNames.filter((n) => !grouped.has(n));
+  const names = numericNames.filter((n) => !grouped.has(n) && !timed.usedMetrics.has(n));
   if (names.length && columns.length > 1) {
     const rows = names.map((n) => ({
       name: n,
@@ -231,25 +189,11 @@ export function evidenceCharts(columns, { critSet = new Set(), critKey = (col, n
       columns.map((c) => ({ key: c.seriesKey || c.key, label: c.label, values: qs.map((q) => g.qs.get(q)[c.seriesKey || c.key]) })),
       { unit: g.unit, caption: `${g.group.replace(/_/g, ' ')} percentiles${g.unit ? ` (${g.unit})` : ''}` }));
   }
-  // Series over time from details, one chart per path/field, one line per column.
-  const byName = new Map();
-  columns.forEach((c) => {
-    for (const sr of findSeries(c.details || {})) {
-      const name = sr.field ? `${sr.path}.${sr.field}` : sr.path;
-      if (!byName.has(name)) byName.set(name, { xIsTime: sr.xIsTime, lines: [] });
-      byName.get(name).lines.push({ key: c.seriesKey || c.key, label: c.label, points: sr.points });
-    }
-  });
-  for (const [name, { xIsTime, lines }] of byName) {
-    const words = name.replace(/^series\./, '').replace(/_/g, ' ').replace(/\./g, ': ');
-    const caption = /time|series/.test(name) ? words : `${words} (${xIsTime ? 'over time' : 'per sample'})`;
-    out.push(lineChart(lines, { caption, xLabel: xIsTime ? 'seconds' : 'sample' }));
-  }
   return out;
 }
 
 // The run page's evidence: mode columns side by side, then the charts, then raw details.
-export function evidenceView(evidence, { criteria = [], modeDescriptions = {} } = {}) {
+export function evidenceView(evidence, { criteria = [], modeDescriptions = {}, experiment = '' } = {}) {
   const modes = orderModes(Object.keys(evidence || {}));
   if (!modes.length) return h('p', { class: 'muted' }, 'No evidence recorded.');
   const critSet = criteriaMetrics(criteria);
@@ -264,7 +208,7 @@ export function evidenceView(evidence, { criteria = [], modeDescriptions = {} } 
       ev.details && Object.keys(ev.details).length
         ? h('details', { class: 'raw' }, h('summary', null, 'details (as recorded)'), jsonBlock(ev.details)) : null));
   }
-  const charts = evidenceCharts(modes.map((m) => ({ key: m, label: modeLabel(m), metrics: evidence[m]?.metrics, details: evidence[m]?.details })), { critSet });
+  const charts = evidenceCharts(modes.map((m) => ({ key: m, label: modeLabel(m), metrics: evidence[m]?.metrics, details: evidence[m]?.details })), { critSet, experiment });
   return h('div', { class: 'evidence' }, grid,
     charts.length ? h('div', { class: 'charts' }, charts) : null,
     critSet.size ? h('p', { class: 'muted small' }, '◆ marks the numbers the verdict criteria read.') : null);

@@ -48,7 +48,7 @@ function metricsDiff(ra, rb, criteria) {
             h('td', { class: 'num' }, fmtValue(a)), h('td', { class: 'num' }, fmtValue(b)),
             h('td', { class: 'num' }, delta === null ? '—' : `${delta > 0 ? '+' : ''}${fmtNumber(delta)}`));
         }))), `${mode} metrics A and B`),
-      h('div', { class: 'charts' }, evidenceCharts(cols, { critSet, critKey: (_c, n) => `${mode}.${n}` })));
+      h('div', { class: 'charts' }, evidenceCharts(cols, { critSet, critKey: (_c, n) => `${mode}.${n}`, experiment: ra.experiment === rb.experiment ? ra.experiment : '' })));
   });
 }
 

@@ -9,18 +9,12 @@ import {
 } from '../dom.js';
 import { progressBar } from '../charts.js';
 import { criteriaList, detailsView, evidenceView, modeLabel, orderModes } from '../evidence.js';
+import { stepLog } from '../steps.js';
 
 const MAX_RECONNECTS = 5;
 
 function kv(rows) {
   return h('dl', { class: 'kv' }, rows.filter(Boolean).map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v))));
-}
-
-function stepItem(step) {
-  return h('li', { 'data-seq': String(step.seq ?? '') },
-    h('span', { class: 'step-seq' }, `#${step.seq ?? '?'}`), ' ',
-    step.at ? timeEl(step.at) : null, ' ',
-    h('span', { class: 'step-msg' }, step.message ?? ''));
 }
 
 function artifactsView(run) {
@@ -59,7 +53,7 @@ function paramsView(params) {
   return tableWrap(h('table', null, h('tbody', null, keys.map((k) => h('tr', null, h('th', { scope: 'row' }, h('code', null, k)), h('td', null, fmtValue(params[k])))))), 'parameters');
 }
 
-function repetitionsView(reps, criteria) {
+function repetitionsView(reps, criteria, experiment) {
   const counts = { confirmed: 0, refuted: 0, inconclusive: 0 };
   for (const r of reps) if (r.verdict in counts) counts[r.verdict] += 1;
   return h('div', null,
@@ -69,7 +63,7 @@ function repetitionsView(reps, criteria) {
       h('thead', null, h('tr', null, ['#', 'verdict', 'reason'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, reps.map((r) => h('tr', null, h('td', null, String(r.index)), h('td', null, verdictBadge(r.verdict)), h('td', null, r.reason || ''))))), 'repetitions'),
     reps.map((r) => r.evidence ? h('details', { class: 'raw' }, h('summary', null, `Repetition ${r.index} evidence`),
-      evidenceView(r.evidence, { criteria })) : null));
+      evidenceView(r.evidence, { criteria, experiment })) : null));
 }
 
 function reportsView(run) {
@@ -123,17 +117,21 @@ export async function renderRun(main, { args, signal }) {
   const body = h('div', { class: 'run-body' });
   main.append(head, status, body);
 
-  const steps = new Map();
-  const stepList = h('ol', { class: 'steps', 'aria-label': 'step log' });
-  const addStep = (st) => {
-    const key = String(st.seq ?? steps.size);
-    if (steps.has(key)) return;
-    const item = stepItem(st);
-    steps.set(key, item);
-    stepList.append(item);
-    stepList.scrollTop = stepList.scrollHeight;
-  };
-  for (const st of run.steps || []) addStep(st);
+  const log = stepLog(run);
+  const addStep = (st) => log.add([st]);
+  log.add(run.steps || []);
+  log.render();
+  // The run of the same experiment created just before this one, for a one-click comparison.
+  const previous = h('div', { class: 'previous-run' });
+  api.runs({ experiment: run.experiment, until: run.created_at, limit: 1 }).then((data) => {
+    if (signal.aborted) return;
+    const prev = (data.items || []).find((r) => r.id !== run.id);
+    replace(previous, prev
+      ? h('p', { class: 'small' }, 'Previous run of ', run.experiment, ': ',
+        h('a', { href: `/ui/runs/${encodeURIComponent(prev.id)}`, 'data-nav': true, rel: 'prev', class: 'prev-run', 'data-run': prev.id }, h('code', null, prev.id)), ' ', verdictBadge(prev.verdict), h('br'),
+        h('a', { href: `/ui/compare?a=${encodeURIComponent(prev.id)}&b=${encodeURIComponent(run.id)}`, 'data-nav': true, class: 'compare-prev' }, 'Compare with the previous run →'))
+      : h('p', { class: 'muted small' }, `The first run of ${run.experiment} on this server.`));
+  }).catch(() => replace(previous));
   let progress = run.progress || { percent: 0, step: '' };
   let cancelNote = null;
 
@@ -159,6 +157,7 @@ export async function renderRun(main, { args, signal }) {
           run.error ? h('div', { class: 'problem', role: 'alert' }, h('p', { class: 'problem-title' }, 'The run reported an error'), h('p', null, run.error)) : null),
         h('div', { class: 'status-side' },
           canCancel ? h('button', { type: 'button', class: 'danger', id: 'cancel-run', onclick: cancel }, 'Cancel run') : null,
+          previous,
           link(`/ui/compare?a=${encodeURIComponent(run.id)}`, 'Compare with another run'))),
       cancelNote,
       live);
@@ -185,11 +184,11 @@ export async function renderRun(main, { args, signal }) {
         run.note ? ['note', run.note] : null,
       ])),
       section('Evidence',
-        Object.keys(evidence).length ? evidenceView(evidence, { criteria, modeDescriptions })
+        Object.keys(evidence).length ? evidenceView(evidence, { criteria, modeDescriptions, experiment: run.experiment })
           : h('p', { class: 'muted' }, finished ? 'This run recorded no evidence.' : 'Evidence appears when the run ends.'),
         criteria.length ? h('div', null, h('h3', null, 'Verdict criteria'), criteriaList(criteria, Object.keys(evidence).length ? evidence : null)) : null),
-      run.repetitions?.length ? section('Repetitions', repetitionsView(run.repetitions, criteria)) : null,
-      section('Step log', stepList.childElementCount ? stepList : h('p', { class: 'muted empty-steps' }, 'No steps yet.')),
+      run.repetitions?.length ? section('Repetitions', repetitionsView(run.repetitions, criteria, run.experiment)) : null,
+      section('Step log', log.element),
       h('div', { class: 'run-lower' },
         h('div', null,
           section('Stack it ran against', stackView(run.stack)),
@@ -232,7 +231,8 @@ export async function renderRun(main, { args, signal }) {
     if (ended) return;
     ended = true;
     run = finalRun;
-    for (const st of run.steps || []) addStep(st);
+    log.add(run.steps || []);
+    log.update(run);
     setLive('');
     drawStatus();
     drawBody();
@@ -241,9 +241,7 @@ export async function renderRun(main, { args, signal }) {
   const onEvent = ({ event, data, id: eid }) => {
     if (eid) lastId = eid;
     if (event === 'step' && data && typeof data === 'object') {
-      const hadNone = steps.size === 0;
       addStep(data);
-      if (hadNone) drawBody();
     } else if (event === 'progress' && data && typeof data === 'object') {
       progress = { percent: data.percent ?? progress.percent, step: data.step ?? progress.step };
       const bar = status.querySelector('progress');
