@@ -12,40 +12,12 @@
 
 #include "runners/net/toxiproxy.h"
 #include "tests/integration/api_harness.h"
+#include "tests/integration/redis_support.h"
 
 namespace lab::testing {
 namespace {
 
 using Json = nlohmann::json;
-
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
-double Metric(const RunOutcome& o, const std::string& mode, const std::string& name) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return -1e9;
-  auto m = it->second.metrics.find(name);
-  return m == it->second.metrics.end() ? -1e9 : m->second;
-}
-
-// "lab_*" proxies and toxics on any proxy, as Toxiproxy lists them now ("" = clean).
-std::string ToxiproxyLeftovers() {
-  const auto env = StackEnv();
-  auto it = env.find("LAB_TOXIPROXY_URL");
-  runners::net::Toxiproxy toxiproxy(it != env.end() ? it->second : "http://127.0.0.1:18474");
-  auto proxies = toxiproxy.ListProxies();
-  if (!proxies) return "toxiproxy: " + proxies.error().message;
-  std::string left;
-  for (const auto& p : *proxies) {
-    if (p.name.rfind("lab_", 0) == 0) left += " proxy " + p.name;
-    for (const auto& t : p.toxics) left += " toxic " + t + "@" + p.name;
-  }
-  return left;
-}
 
 // Confirmed: without a breaker the latency spike shows in the clients' p99 and errors until it
 // ends; with one, it opens within seconds (the service's own transition log agrees with the
@@ -56,19 +28,19 @@ TEST(Integration, N21CircuitBreakerContainsALatencySpike) {
   auto o = RunThroughApi("N21", {});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
-    EXPECT_EQ(Metric(o, mode, "fault_fired"), 1) << mode;
-    EXPECT_GE(Metric(o, mode, "fault_latency_ms"), 800) << mode;  // latency_ms 1000
+    EXPECT_EQ(MetricOf(o, mode, "fault_fired"), 1) << mode;
+    EXPECT_GE(MetricOf(o, mode, "fault_latency_ms"), 800) << mode;  // latency_ms 1000
   }
   // The clients' MTTD against the service's own log: the first open answer comes after the
   // transition, within a second of it.
-  const double client_open = Metric(o, "success", "time_to_open_ms");
-  const double service_open = Metric(o, "success", "time_to_open_service_ms");
+  const double client_open = MetricOf(o, "success", "time_to_open_ms");
+  const double service_open = MetricOf(o, "success", "time_to_open_service_ms");
   EXPECT_GT(client_open, 0) << Describe(o);
   EXPECT_GE(client_open + 50, service_open) << Describe(o);
   EXPECT_LE(client_open - service_open, 1000) << Describe(o);
   // The dependency's own count: the breaker let far fewer calls reach it during the fault.
-  EXPECT_GT(Metric(o, "failure", "downstream_calls_during"),
-            2 * Metric(o, "success", "downstream_calls_during"))
+  EXPECT_GT(MetricOf(o, "failure", "downstream_calls_during"),
+            2 * MetricOf(o, "success", "downstream_calls_during"))
       << Describe(o);
   // The timeline shows the breaker open (2) during the fault and closed (0) at its end, and the
   // transitions go closed -> open ... -> closed.
@@ -83,7 +55,7 @@ TEST(Integration, N21CircuitBreakerContainsALatencySpike) {
   EXPECT_EQ(transitions.front().value("to", ""), "open");
   EXPECT_EQ(transitions.back().value("to", ""), "closed");
   // The service counted at least the short-circuits the clients saw.
-  EXPECT_GE(Metric(o, "success", "service_short_circuits"), 1);
+  EXPECT_GE(MetricOf(o, "success", "service_short_circuits"), 1);
   EXPECT_EQ(ToxiproxyLeftovers(), "");
 }
 
@@ -91,7 +63,7 @@ TEST(Integration, N21CircuitBreakerContainsALatencySpike) {
 TEST(Integration, N21WithoutBreakerIsRefuted) {
   auto o = RunThroughApi("N21", {{"practice", std::string("off")}});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
-  EXPECT_EQ(Metric(o, "success", "breaker_opened"), 0);
+  EXPECT_EQ(MetricOf(o, "success", "breaker_opened"), 0);
   EXPECT_EQ(ToxiproxyLeftovers(), "");
 }
 

@@ -21,13 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
 std::string HeaderOf(const runners::kafka::Message& m, const std::string& name) {
   for (const auto& [k, v] : m.headers) {
     if (k == name) return v;

@@ -17,13 +17,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
 // Every row of `sql` (one parameter: the run_ns) as strings.
 std::vector<runners::mysql::Row> RowsOf(runners::mysql::Connection& db, const std::string& sql,
                                         const std::string& ns) {

@@ -25,13 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
 // Distinct event ids in `topic` with how often each appears, read here from the beginning with a
 // fresh read_committed consumer: a recount independent of the run's.
 std::map<std::string, int> EventIdsInTopic(const std::string& topic) {

@@ -28,35 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
-double Metric(const RunOutcome& o, const std::string& mode, const std::string& name) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return -1e9;
-  auto m = it->second.metrics.find(name);
-  return m == it->second.metrics.end() ? -1e9 : m->second;
-}
-
-// "lab_*" proxies and toxics on any proxy, as Toxiproxy lists them now ("" = clean).
-std::string ToxiproxyLeftovers() {
-  const auto env = StackEnv();
-  auto it = env.find("LAB_TOXIPROXY_URL");
-  runners::net::Toxiproxy toxiproxy(it != env.end() ? it->second : "http://127.0.0.1:18474");
-  auto proxies = toxiproxy.ListProxies();
-  if (!proxies) return "toxiproxy: " + proxies.error().message;
-  std::string left;
-  for (const auto& p : *proxies) {
-    if (p.name.rfind("lab_", 0) == 0) left += " proxy " + p.name;
-    for (const auto& t : p.toxics) left += " toxic " + t + "@" + p.name;
-  }
-  return left;
-}
-
 // Every part of the stack whole: infra/stack.sh status says every part is up (none paused), the
 // three brokers are in the metadata with nothing under-replicated, Redis and MariaDB answer
 // directly, and Toxiproxy holds nothing of a run.
@@ -149,33 +120,34 @@ TEST(Integration, E023PartialOutagesDegradeWithThePractice) {
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kConfirmed) << Describe(o);
   for (const char* mode : {"failure", "success"}) {
     for (const char* part : {"redis", "mysql", "kafka"})
-      EXPECT_EQ(Metric(o, mode, std::string(part) + "_fault_fired"), 1) << mode << " " << part;
+      EXPECT_EQ(MetricOf(o, mode, std::string(part) + "_fault_fired"), 1) << mode << " " << part;
     const Json d = DetailsOf(o, mode);
     ASSERT_TRUE(d.contains("provenance")) << mode;
     EXPECT_EQ(d["provenance"].value("lost", ""), "read_back");
     const Recount rc = RecountMode(d);
-    EXPECT_EQ(static_cast<double>(rc.rows.size()), Metric(o, mode, "orders_in_db")) << mode;
-    EXPECT_EQ(static_cast<double>(rc.events.size()), Metric(o, mode, "events_in_topic")) << mode;
+    EXPECT_EQ(static_cast<double>(rc.rows.size()), MetricOf(o, mode, "orders_in_db")) << mode;
+    EXPECT_EQ(static_cast<double>(rc.events.size()), MetricOf(o, mode, "events_in_topic")) << mode;
     std::int64_t without_event = 0;
     for (auto id : rc.rows) without_event += rc.events.count(id) == 0 ? 1 : 0;
-    EXPECT_EQ(static_cast<double>(without_event), Metric(o, mode, "committed_without_event"))
+    EXPECT_EQ(static_cast<double>(without_event), MetricOf(o, mode, "committed_without_event"))
         << mode;
     // Every acknowledged order has a row: lost is acked_missing + committed_without_event.
-    EXPECT_EQ(Metric(o, mode, "lost"), Metric(o, mode, "acked_missing") + without_event) << mode;
-    EXPECT_LE(Metric(o, mode, "acked_orders"), static_cast<double>(rc.rows.size())) << mode;
+    EXPECT_EQ(MetricOf(o, mode, "lost"), MetricOf(o, mode, "acked_missing") + without_event)
+        << mode;
+    EXPECT_LE(MetricOf(o, mode, "acked_orders"), static_cast<double>(rc.rows.size())) << mode;
   }
   // The success mode: the outbox drained, nothing lost, the degradation visible.
   const Recount ok = RecountMode(DetailsOf(o, "success"));
   EXPECT_EQ(ok.pending_outbox, 0);
-  EXPECT_EQ(Metric(o, "success", "lost"), 0);
-  EXPECT_GT(Metric(o, "success", "stale_reads_mysql"), 0) << Describe(o);
-  EXPECT_GT(Metric(o, "success", "writes_refused_mysql"), 0) << Describe(o);
-  EXPECT_LE(Metric(o, "success", "write_refused_p99_mysql_ms"), 1000) << Describe(o);
-  EXPECT_GT(Metric(o, "success", "peak_outbox_backlog"), 0);
+  EXPECT_EQ(MetricOf(o, "success", "lost"), 0);
+  EXPECT_GT(MetricOf(o, "success", "stale_reads_mysql"), 0) << Describe(o);
+  EXPECT_GT(MetricOf(o, "success", "writes_refused_mysql"), 0) << Describe(o);
+  EXPECT_LE(MetricOf(o, "success", "write_refused_p99_mysql_ms"), 1000) << Describe(o);
+  EXPECT_GT(MetricOf(o, "success", "peak_outbox_backlog"), 0);
   // The failure mode: events of committed orders never reached the topic.
-  EXPECT_GT(Metric(o, "failure", "committed_without_event"), 0) << Describe(o);
-  EXPECT_GE(Metric(o, "failure", "p99_max_during_ms"),
-            2 * Metric(o, "success", "p99_max_during_ms"));
+  EXPECT_GT(MetricOf(o, "failure", "committed_without_event"), 0) << Describe(o);
+  EXPECT_GE(MetricOf(o, "failure", "p99_max_during_ms"),
+            2 * MetricOf(o, "success", "p99_max_during_ms"));
   std::printf("E-023 run time %.1f s\n", o.seconds);
   CleanupKept("E-023", o);
   ExpectStackWhole();
@@ -186,8 +158,8 @@ TEST(Integration, E023PartialOutagesDegradeWithThePractice) {
 TEST(Integration, E023WithoutThePracticeIsRefuted) {
   auto o = RunE023Kept({{"practice", std::string("off")}});
   EXPECT_EQ(o.verdict.verdict, domain::Verdict::kRefuted) << Describe(o);
-  EXPECT_GT(Metric(o, "success", "lost"), 0) << Describe(o);
-  EXPECT_EQ(Metric(o, "success", "peak_outbox_backlog"), 0);
+  EXPECT_GT(MetricOf(o, "success", "lost"), 0) << Describe(o);
+  EXPECT_EQ(MetricOf(o, "success", "peak_outbox_backlog"), 0);
   CleanupKept("E-023", o);
   ExpectStackWhole();
 }

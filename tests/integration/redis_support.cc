@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "runners/experiments/experiment_base.h"
+#include "runners/net/toxiproxy.h"
 #include "tests/integration/api_harness.h"
 
 namespace lab::testing {
@@ -14,6 +15,27 @@ double MetricOf(const RunOutcome& o, const std::string& mode, const std::string&
   if (it == o.modes.end()) return -1e9;
   auto m = it->second.metrics.find(metric);
   return m == it->second.metrics.end() ? -1e9 : m->second;
+}
+
+nlohmann::json DetailsOf(const RunOutcome& o, const std::string& mode) {
+  auto it = o.modes.find(mode);
+  if (it == o.modes.end()) return nlohmann::json::object();
+  auto d = nlohmann::json::parse(it->second.details_json, nullptr, false);
+  return d.is_object() ? d : nlohmann::json::object();
+}
+
+std::string ToxiproxyLeftovers() {
+  const auto env = StackEnv();
+  auto it = env.find("LAB_TOXIPROXY_URL");
+  runners::net::Toxiproxy toxiproxy(it != env.end() ? it->second : "http://127.0.0.1:18474");
+  auto proxies = toxiproxy.ListProxies();
+  if (!proxies) return "toxiproxy: " + proxies.error().message;
+  std::string left;
+  for (const auto& p : *proxies) {
+    if (p.name.rfind("lab_", 0) == 0) left += " proxy " + p.name;
+    for (const auto& t : p.toxics) left += " toxic " + t + "@" + p.name;
+  }
+  return left;
 }
 
 std::unique_ptr<runners::redis::Connection> Redis() {

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@ namespace lab::testing {
 
 // The metric of `mode`, or -1e9 when the run has no such mode or metric.
 double MetricOf(const RunOutcome& o, const std::string& mode, const std::string& metric);
+// The details of `mode` as JSON (an empty object when absent or unparsable).
+nlohmann::json DetailsOf(const RunOutcome& o, const std::string& mode);
+// "lab_*" proxies and toxics on any proxy, as Toxiproxy lists them now ("" = clean).
+std::string ToxiproxyLeftovers();
 
 // Connections to the stack's standalone Redis and MariaDB (nullptr, with a test failure, when
 // they cannot be opened).

@@ -21,13 +21,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json DetailsOf(const RunOutcome& o, const std::string& mode) {
-  auto it = o.modes.find(mode);
-  if (it == o.modes.end()) return Json::object();
-  auto d = Json::parse(it->second.details_json, nullptr, false);
-  return d.is_object() ? d : Json::object();
-}
-
 double Num(const Json& j, const std::string& key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : -1e9;
