@@ -175,4 +175,17 @@ RunOutcome RunKeptThroughApi(const std::string& id,
   return QueueAndWait(id, params, modes, Json{{"keep_artifacts", true}});
 }
 
+nlohmann::json WaitForStep(const std::string& id, const std::string& text,
+                           std::chrono::seconds timeout) {
+  return WaitView(
+      id,
+      [&text](const nlohmann::json& v) {
+        for (const auto& s : v.value("steps", nlohmann::json::array())) {
+          if (s.value("message", "").find(text) != std::string::npos) return true;
+        }
+        return v.value("state", "") != "running" && v.value("state", "") != "queued";
+      },
+      timeout);
+}
+
 }  // namespace lab::testing

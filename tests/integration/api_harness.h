@@ -52,6 +52,9 @@ ApiRun WaitRun(const std::string& id, std::chrono::seconds timeout);
 nlohmann::json WaitView(const std::string& id,
                         const std::function<bool(const nlohmann::json&)>& done,
                         std::chrono::seconds timeout);
+// WaitView until a step containing `text` is logged or the run is no longer queued or running.
+nlohmann::json WaitForStep(const std::string& id, const std::string& text,
+                           std::chrono::seconds timeout);
 
 // The run's evidence, verdict and artifacts as a RunOutcome.
 RunOutcome ToOutcome(const ApiRun& run);

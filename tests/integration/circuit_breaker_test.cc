@@ -73,15 +73,7 @@ TEST(Integration, N21CancelledDuringTheFaultLeavesNothing) {
   ASSERT_EQ(ToxiproxyLeftovers(), "");
   const std::string id = QueueRun("N21", {}, {"failure"});
   ASSERT_FALSE(id.empty());
-  const Json view = WaitView(
-      id,
-      [](const Json& v) {
-        for (const auto& s : v.value("steps", Json::array())) {
-          if (s.value("message", "").find("fault on:") != std::string::npos) return true;
-        }
-        return v.value("state", "") != "running" && v.value("state", "") != "queued";
-      },
-      std::chrono::seconds(60));
+  const Json view = WaitForStep(id, "fault on:", std::chrono::seconds(60));
   ASSERT_EQ(view.value("state", ""), "running") << view.dump(2);
   EXPECT_NE(ToxiproxyLeftovers(), "");  // the run's proxy and toxic, as the fault is on
   auto r = ApiServer::Get().client().PostJson("/runs/" + id + "/cancel", Json::object());

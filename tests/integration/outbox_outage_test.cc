@@ -54,17 +54,7 @@ int Brokers() {
 // status reporting every part up.
 void ExpectStackWhole() {
   EXPECT_EQ(Brokers(), 3);
-  auto admin = runners::kafka::Admin::Create(TestStackConfig().kafka_bootstrap);
-  ASSERT_TRUE(admin);
-  std::vector<std::string> urp;
-  EXPECT_TRUE(e2e::WaitFor(
-      [&] {
-        auto u = (*admin)->UnderReplicatedPartitions(5000ms);
-        urp = u ? *u : std::vector<std::string>{"metadata: " + u.error().message};
-        return urp.empty();
-      },
-      60s))
-      << urp.size() << " under-replicated, e.g. " << urp.front();
+  ExpectFullyReplicated();
   auto script = runners::FindRepoPath("infra/stack.sh");
   ASSERT_TRUE(script);
   auto status = runners::RunCommand({"/bin/bash", *script, "status"}, 60s);

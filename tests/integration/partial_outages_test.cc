@@ -43,15 +43,7 @@ void ExpectStackWhole() {
   auto md = (*admin)->Metadata("", 5000ms);
   ASSERT_TRUE(md) << md.error().message;
   EXPECT_EQ(md->brokers.size(), 3u);
-  std::vector<std::string> urp;
-  EXPECT_TRUE(e2e::WaitFor(
-      [&] {
-        auto u = (*admin)->UnderReplicatedPartitions(5000ms);
-        urp = u ? *u : std::vector<std::string>{"metadata: " + u.error().message};
-        return urp.empty();
-      },
-      60s))
-      << urp.size() << " under-replicated";
+  ExpectFullyReplicated();
   auto redis = Redis();
   ASSERT_TRUE(redis);
   auto pong = redis->Command({"PING"});
@@ -171,15 +163,7 @@ TEST(Integration, E023CancelledDuringAnOutageLeavesTheStackWhole) {
   ASSERT_EQ(ToxiproxyLeftovers(), "");
   const std::string id = QueueRun("E-023", {}, {"success"});
   ASSERT_FALSE(id.empty());
-  const Json view = WaitView(
-      id,
-      [](const Json& v) {
-        for (const auto& s : v.value("steps", Json::array())) {
-          if (s.value("message", "").find("fault on: kafka") != std::string::npos) return true;
-        }
-        return v.value("state", "") != "running" && v.value("state", "") != "queued";
-      },
-      std::chrono::seconds(120));
+  const Json view = WaitForStep(id, "fault on: kafka", std::chrono::seconds(120));
   ASSERT_EQ(view.value("state", ""), "running") << view.dump(2);
   auto r = ApiServer::Get().client().PostJson("/runs/" + id + "/cancel", Json::object());
   ASSERT_EQ(r.status, 202) << r.body;

@@ -5,7 +5,9 @@
 #include <iostream>
 
 #include "runners/experiments/experiment_base.h"
+#include "runners/kafka/kafka_client.h"
 #include "runners/net/toxiproxy.h"
+#include "tests/e2e/lab_process.h"
 #include "tests/integration/api_harness.h"
 
 namespace lab::testing {
@@ -22,6 +24,20 @@ nlohmann::json DetailsOf(const RunOutcome& o, const std::string& mode) {
   if (it == o.modes.end()) return nlohmann::json::object();
   auto d = nlohmann::json::parse(it->second.details_json, nullptr, false);
   return d.is_object() ? d : nlohmann::json::object();
+}
+
+void ExpectFullyReplicated() {
+  auto admin = runners::kafka::Admin::Create(TestStackConfig().kafka_bootstrap);
+  ASSERT_TRUE(admin);
+  std::vector<std::string> urp;
+  EXPECT_TRUE(e2e::WaitFor(
+      [&] {
+        auto u = (*admin)->UnderReplicatedPartitions(std::chrono::milliseconds(5000));
+        urp = u ? *u : std::vector<std::string>{"metadata: " + u.error().message};
+        return urp.empty();
+      },
+      std::chrono::seconds(60)))
+      << urp.size() << " under-replicated, e.g. " << (urp.empty() ? "" : urp.front());
 }
 
 std::string ToxiproxyLeftovers() {

@@ -20,6 +20,9 @@ namespace lab::testing {
 double MetricOf(const RunOutcome& o, const std::string& mode, const std::string& metric);
 // The details of `mode` as JSON (an empty object when absent or unparsable).
 nlohmann::json DetailsOf(const RunOutcome& o, const std::string& mode);
+// Waits up to 60 s until Kafka reports no under-replicated partition (a test failure, naming
+// how many were left, when it does not happen).
+void ExpectFullyReplicated();
 // "lab_*" proxies and toxics on any proxy, as Toxiproxy lists them now ("" = clean).
 std::string ToxiproxyLeftovers();
 
