@@ -3,6 +3,11 @@
 #   format      every C++ file as .clang-format has it (clang-format 14 --dry-run --Werror)
 #   unit        ctest -L unit (no stack, seconds)
 #   e2e         the real binary over HTTP (ctest -L e2e)
+#   fuzz        Schemathesis (pinned, in .lab/venv) over the served /openapi.json of its own server,
+#               every check on, with and without tokens, >= 2,000 requests: 0 server errors, 0
+#               schema violations (tests/fuzz/run.sh, ~1-2 min; no stack)
+#   crash       20 kill -9 of its own server at random moments of a POST burst: every accepted run
+#               there after restart, integrity_check ok, audit chain ok (tests/crash/run.py, ~1 min)
 #   asan        ASan+UBSan build of the libraries: the unit tests again
 #   tsan        TSan build of the libraries: the unit tests (queue, workers, store) again
 #   stack       brings the local stack up (infra/stack.sh up), then ctest -L stack: each part
@@ -21,9 +26,9 @@ JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
 NO_STACK_SKIPS=0
 if [ ${#STAGES[@]} -eq 0 ]; then
-  STAGES=(format unit e2e asan tsan stack integration cli browser)
+  STAGES=(format unit e2e fuzz crash asan tsan stack integration cli browser)
   if [ "${LAB_TEST_NO_STACK:-0}" = 1 ]; then
-    STAGES=(format unit e2e asan tsan browser)
+    STAGES=(format unit e2e fuzz crash asan tsan browser)
     NO_STACK_SKIPS=1
   fi
 fi
@@ -61,6 +66,22 @@ run_ctest() {  # stage build-dir label [extra ctest args]
   rm -f "$log"
 }
 
+# Runs a test script that ends with "STAGE: N passed, N failed" and records those counts (a script
+# that prints no such line counts as one failure).
+run_script() {  # stage command...
+  local stage="$1"; shift
+  local log; log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local line
+  line=$(grep -E "^$stage: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    record "$stage" "$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+  else
+    record "$stage" 0 1
+  fi
+  rm -f "$log"
+}
+
 build() {  # dir type [cmake args]
   local dir="$1" type="$2"; shift 2
   cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null &&
@@ -92,6 +113,14 @@ if want format; then
 fi
 if want unit; then say "unit tests"; run_ctest unit "$ROOT/build" unit; fi
 if want e2e; then say "end-to-end tests"; run_ctest e2e "$ROOT/build" e2e; fi
+if want fuzz; then
+  say "fuzz (tests/fuzz: Schemathesis over /openapi.json of its own server, no stack)"
+  run_script fuzz bash "$ROOT/tests/fuzz/run.sh"
+fi
+if want crash; then
+  say "crash (tests/crash: kill -9 under a POST burst, restart, nothing accepted lost)"
+  run_script crash python3 "$ROOT/tests/crash/run.py"
+fi
 
 if want asan; then
   say "ASan+UBSan build and tests (build-asan/)"
