@@ -222,4 +222,18 @@ Json AuditToJson(const domain::AuditEntry& e) {
               {"hash", e.hash}};
 }
 
+Json CleanupToJson(const CleanupRecord& cleanup) {
+  Json left = Json::array();
+  for (const auto& a : cleanup.artifacts) left.push_back({{"kind", a.kind}, {"name", a.name}});
+  return {{"state", cleanup.state},
+          {"reason", cleanup.reason},
+          {"artifacts_left", left},
+          {"attempts", cleanup.attempts},
+          {"last_error", cleanup.last_error ? Json(*cleanup.last_error) : Json()},
+          {"next_attempt_at",
+           cleanup.state == CleanupRecord::kPending ? Json(cleanup.next_attempt_at) : Json()},
+          {"created_at", cleanup.created_at},
+          {"updated_at", cleanup.updated_at}};
+}
+
 }  // namespace lab::server

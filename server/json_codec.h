@@ -36,4 +36,7 @@ Json ArtifactsByMode(const std::vector<ArtifactRecord>& records);
 
 Json AuditToJson(const domain::AuditEntry& entry);
 
+// A run's cleanup as the run resource shows it (state, what is left, attempts, last error).
+Json CleanupToJson(const CleanupRecord& cleanup);
+
 }  // namespace lab::server

@@ -1,7 +1,7 @@
 // The composition root: reads the configuration, opens the store, recovers after a crash,
 // wires runners, queue, workers and the HTTP server, and shuts down in a written order:
 // stop accepting -> refuse new runs -> cancel running runs (cleanup runs) -> join workers ->
-// stop I/O -> close the store.
+// join the cleanup retrier -> stop I/O -> close the store.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -20,6 +20,7 @@
 #include "server/http/api.h"
 #include "server/http/http_server.h"
 #include "server/openapi.h"
+#include "server/runs/cleanup_retrier.h"
 #include "server/runs/readiness_monitor.h"
 #include "server/runs/run_executor.h"
 #include "server/runs/worker_pool.h"
@@ -82,6 +83,13 @@ int Run(int argc, char** argv) {
   for (const auto& id : recovery->interrupted) {
     std::clog << "event=run.interrupted run=" << id << " reason=\"server restarted\"\n";
   }
+  // Runs whose cleanup never ran to its end (the interrupted ones above, older runs) are queued
+  // for the cleanup retrier before anything else starts.
+  auto swept = SweepRunsNeverCleaned(store);
+  if (!swept.ok()) {
+    std::cerr << "reliability-lab: cleanup sweep: " << swept.error().message << "\n";
+    return 1;
+  }
 
   auto runner_list =
       lab::runners::IsolateRunners(lab::runners::MakeRunners(config.stack), config.stack);
@@ -104,7 +112,12 @@ int Run(int argc, char** argv) {
     const auto locks = spec ? lab::domain::LocksFor(*spec) : lab::domain::RunLocks{};
     queue.PushRecovered(QueuedRun{run.id, run.experiment, locks.exclusive, locks.shared});
   }
-  RunExecutor executor(store, runners, probe.get(), metrics, health);
+  ExecutorOptions executor_options;
+  CleanupRetrier* retrier_for_executor = nullptr;  // set below, before any worker starts
+  executor_options.on_cleanup_pending = [&retrier_for_executor](const std::string&) {
+    if (retrier_for_executor != nullptr) retrier_for_executor->Wake();
+  };
+  RunExecutor executor(store, runners, probe.get(), metrics, health, executor_options);
   WorkerPool pool(queue, executor, metrics, config.workers);
   RateLimiter limiter(config.rate_limit, config.rate_burst);
 
@@ -130,8 +143,18 @@ int Run(int argc, char** argv) {
             lab::server::Actor{"system", ""});
       });
   readiness.Start();
+  // Retries cleanups that could not finish when the readiness monitor finds their parts healthy.
+  CleanupRetrier retrier(
+      store, clock,
+      RunnerCleanupAttempt(store, runners, probe.get(), std::chrono::milliseconds(3000)),
+      [&readiness]() -> std::optional<std::vector<lab::domain::PartHealth>> {
+        auto snap = readiness.Latest();
+        if (!snap) return std::nullopt;
+        return snap->parts;
+      });
+  retrier_for_executor = &retrier;
   Api api(store, queue, executor, metrics, &readiness, health, std::move(tokens).value(), limiter,
-          available, api_options);
+          available, api_options, &retrier);
   api.LoadHalt();
 
   IoContextPool contexts(config.http_threads);
@@ -157,11 +180,13 @@ int Run(int argc, char** argv) {
   }
   server.Start();
   pool.Start();
+  retrier.Start();
   metrics.SetQueueDepth(static_cast<double>(queue.Depth()));
   std::clog << "event=server.started listen=" << config.listen_host << ":" << server.port()
             << " workers=" << config.workers << " runners=" << available.size()
             << " recovered_queued=" << recovery->queued.size()
-            << " interrupted=" << recovery->interrupted.size()
+            << " interrupted=" << recovery->interrupted.size() << " cleanups_swept=" << *swept
+            << " cleanups_pending=" << retrier.counts().pending
             << " auth=" << (api_options.allow_anonymous ? "local-only" : "tokens") << "\n";
 
   boost::asio::signal_set signals(contexts.main(), SIGINT, SIGTERM);
@@ -190,6 +215,7 @@ int Run(int argc, char** argv) {
         std::_Exit(0);
       }
       pool.Stop();
+      retrier.Stop();  // an attempt in progress finishes (bounded by its clients' timeouts)
       contexts.Stop();
     });
   });

@@ -55,13 +55,14 @@ std::vector<std::string> Split(const std::string& path) {
 
 Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
          ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
-         std::set<std::string> available, ApiOptions options)
+         std::set<std::string> available, ApiOptions options, CleanupRetrier* cleanups)
     : store_(store),
       queue_(queue),
       executor_(executor),
       metrics_(metrics),
       readiness_(readiness),
       health_(health),
+      cleanups_(cleanups),
       tokens_(std::move(tokens)),
       limiter_(limiter),
       available_(std::move(available)),
@@ -284,6 +285,10 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
       {{"runs", "*", "cancel"},
        "/runs/{id}/cancel",
        {{"POST", [](Api& a, const Call& c) { return a.CancelRun(c.req, c.parts[1], c.who); }}}},
+      {{"runs", "*", "artifacts"},
+       "/runs/{id}/artifacts",
+       {{"DELETE",
+         [](Api& a, const Call& c) { return a.RemoveArtifacts(c.req, c.parts[1], c.who); }}}},
       {{"halt"},
        "/halt",
        {{"GET", [](Api& a, const Call&) { return a.HaltStatus(); }},

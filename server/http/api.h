@@ -19,6 +19,7 @@
 #include "server/http/http_types.h"
 #include "server/http/rate_limiter.h"
 #include "server/metrics/lab_metrics.h"
+#include "server/runs/cleanup_retrier.h"
 #include "server/runs/readiness_monitor.h"
 #include "server/runs/run_executor.h"
 #include "server/runs/run_queue.h"
@@ -41,7 +42,7 @@ class Api {
  public:
   Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
       ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
-      std::set<std::string> available, ApiOptions options);
+      std::set<std::string> available, ApiOptions options, CleanupRetrier* cleanups = nullptr);
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -74,6 +75,8 @@ class Api {
   HttpResponse RunEvents(const HttpRequest& request, const std::string& id);
   HttpResponse RunReport(const HttpRequest& request, const std::string& id);
   HttpResponse CancelRun(const HttpRequest& request, const std::string& id, const Principal& who);
+  HttpResponse RemoveArtifacts(const HttpRequest& request, const std::string& id,
+                               const Principal& who);
   HttpResponse SetHalt(const HttpRequest& request, const Principal& who);
   HttpResponse LiftHalt(const HttpRequest& request, const Principal& who);
   HttpResponse HaltStatus();
@@ -88,6 +91,7 @@ class Api {
   LabMetrics& metrics_;
   ReadinessMonitor* readiness_;  // nullptr: no stack parts in /readyz
   StackHealth& health_;
+  CleanupRetrier* cleanups_;  // nullptr: cleanups are queued but nobody retries them here
   TokenTable tokens_;
   RateLimiter& limiter_;
   std::set<std::string> available_;
@@ -108,6 +112,9 @@ class Api {
   std::mutex cache_mu_;
   // Shared with the responses that send them, never modified once built.
   std::map<std::string, std::shared_ptr<const std::string>> finished_run_json_;  // cache_mu_
+  // A finished run's cleanup can still change (retried, DELETE /runs/{id}/artifacts): the cache
+  // holds bodies built at this store cleanup_generation() and is emptied when it moves.
+  std::uint64_t cache_cleanup_generation_ = 0;  // guarded by cache_mu_
 
   // The catalog changes only when a run finishes (its last verdict): cached per generation.
   std::mutex catalog_mu_;
@@ -120,6 +127,7 @@ class Api {
   std::chrono::steady_clock::time_point ready_at_{};  // guarded by ready_mu_
   std::string ready_body_;                            // guarded by ready_mu_
   int ready_status_ = 0;                              // guarded by ready_mu_
+  std::optional<CleanupCounts> ready_cleanups_;       // the counts ready_body_ shows; ready_mu_
 };
 
 }  // namespace lab::server

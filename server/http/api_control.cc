@@ -22,8 +22,13 @@ HttpResponse Api::Health() { return JsonResponse(200, {{"status", "ok"}}); }
 HttpResponse Api::Ready() {
   std::lock_guard lock(ready_mu_);
   auto now = std::chrono::steady_clock::now();
-  // The store's write check takes its write lock; an answer up to 1 s old is fresh enough.
-  if (ready_status_ != 0 && now - ready_at_ < std::chrono::seconds(1)) {
+  // Cleanups still to do, as the retrier last counted them (never a store read here).
+  const std::optional<CleanupCounts> cleanups =
+      cleanups_ != nullptr ? std::optional(cleanups_->counts()) : std::nullopt;
+  // The store's write check takes its write lock; an answer up to 1 s old is fresh enough, unless
+  // the cleanups it counts changed since.
+  if (ready_status_ != 0 && now - ready_at_ < std::chrono::seconds(1) &&
+      ready_cleanups_ == cleanups) {
     HttpResponse r;
     r.status = ready_status_;
     r.body = ready_body_;
@@ -64,6 +69,13 @@ HttpResponse Api::Ready() {
     std::lock_guard halt_lock(halt_mu_);
     body["halted"] = halt_reason_.has_value();
   }
+  // Informative, not a reason to be unready: the lab can run while a dead MariaDB keeps an old
+  // run's rows. Given-up cleanups are still to do, so they are counted.
+  if (cleanups) {
+    body["pending_cleanups"] = cleanups->pending + cleanups->given_up;
+    body["cleanups_given_up"] = cleanups->given_up;
+  }
+  ready_cleanups_ = cleanups;
   ready_status_ = ok && !dirty ? 200 : 503;
   ready_body_ = JsonBody(body);
   ready_at_ = now;

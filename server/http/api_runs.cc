@@ -1,4 +1,5 @@
-// The run resources: create (admission, idempotency), list, read, events, report, cancel.
+// The run resources: create (admission, idempotency), list, read, events, report, cancel, and
+// the removal of a finished run's artifacts.
 #include <algorithm>
 #include <sstream>
 
@@ -13,6 +14,7 @@
 #include "server/http/run_events.h"
 #include "server/http/run_reports.h"
 #include "server/json_codec.h"
+#include "server/runs/artifact_cleanup.h"
 #include "server/time_format.h"
 
 namespace lab::server {
@@ -158,8 +160,14 @@ HttpResponse Api::ListRuns(const HttpRequest& req) {
 }
 
 HttpResponse Api::GetRun(const std::string& id) {
+  // Read before the run: a body built from an older cleanup state is never cached as current.
+  const std::uint64_t generation = store_.cleanup_generation();
   {
     std::lock_guard lock(cache_mu_);
+    if (generation != cache_cleanup_generation_) {
+      finished_run_json_.clear();
+      cache_cleanup_generation_ = generation;
+    }
     if (auto it = finished_run_json_.find(id); it != finished_run_json_.end()) {
       HttpResponse r;
       r.shared_body = it->second;
@@ -179,12 +187,20 @@ HttpResponse Api::GetRun(const std::string& id) {
       view["artifacts"] = ArtifactsByMode(*artifacts);
     }
   }
+  // A cleanup still to do changes the run's log as it is retried: such a run is not cached.
+  bool cleanup_settled = true;
+  if (auto cleanup = store_.GetCleanup(id); cleanup.ok() && cleanup->has_value()) {
+    view["cleanup"] = CleanupToJson(**cleanup);
+    cleanup_settled = (*cleanup)->state != CleanupRecord::kPending;
+  }
   r.body = JsonBody(view);
-  if (domain::IsTerminal((*run)->state)) {
+  if (domain::IsTerminal((*run)->state) && cleanup_settled) {
     auto body = r.Share();
     std::lock_guard lock(cache_mu_);
-    if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
-    finished_run_json_[id] = std::move(body);
+    if (cache_cleanup_generation_ == generation) {
+      if (finished_run_json_.size() >= kRunCacheEntries) finished_run_json_.clear();
+      finished_run_json_[id] = std::move(body);
+    }
   }
   return r;
 }
@@ -292,6 +308,48 @@ HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const
                  "run " + id + " is neither queued nor running here (" +
                      (now->has_value() ? std::string(domain::ToString((*now)->state)) : "gone") +
                      ")");
+}
+
+HttpResponse Api::RemoveArtifacts(const HttpRequest& req, const std::string& id,
+                                  const Principal& who) {
+  const Actor actor{who.name, req.request_id};
+  auto run = store_.Get(id);
+  if (!run.ok()) return ProblemFor(run.error());
+  if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
+  const RunRecord& r = **run;
+  if (!domain::IsTerminal(r.state)) {
+    return Problem(409, "Run still active",
+                   "run " + id + " is " + std::string(domain::ToString(r.state)) +
+                       "; its own cleanup runs when it ends (POST /runs/" + id +
+                       "/cancel ends it now)");
+  }
+  auto cleanup = store_.GetCleanup(id);
+  if (!cleanup.ok()) return ProblemFor(cleanup.error());
+  std::vector<domain::Artifact> artifacts;
+  if (cleanup->has_value() && (*cleanup)->state != CleanupRecord::kDone) {
+    artifacts = (*cleanup)->artifacts;  // pending or given up: what is left, tried again now
+  } else if (cleanup->has_value()) {
+    return Problem(409, "Nothing left to remove",
+                   "the artifacts of run " + id + " were removed at " + (*cleanup)->updated_at);
+  } else {
+    auto created = store_.Artifacts(id);
+    if (!created.ok()) return ProblemFor(created.error());
+    for (const auto& a : *created) artifacts.push_back(a.artifact);
+    artifacts = RetryableArtifacts(artifacts);
+  }
+  if (artifacts.empty()) {
+    return Problem(409, "Nothing left to remove",
+                   "run " + id + " recorded no artifacts this server can remove");
+  }
+  auto queued = store_.QueueCleanup(id, artifacts, "removal requested by " + who.name,
+                                    "run.artifacts.delete", actor);
+  if (!queued.ok()) return ProblemFor(queued.error());
+  if (cleanups_ != nullptr) cleanups_->Wake();
+  auto resp = JsonResponse(
+      202,
+      {{"run_id", id}, {"cleanup", CleanupToJson(*queued)}, {"links", {{"run", "/runs/" + id}}}});
+  resp.AddHeader("Location", "/runs/" + id);
+  return resp;
 }
 
 }  // namespace lab::server

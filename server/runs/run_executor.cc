@@ -8,6 +8,7 @@
 
 #include "domain/verdict.h"
 #include "server/json_codec.h"
+#include "server/runs/artifact_cleanup.h"
 #include "server/runs/step_text.h"
 
 namespace lab::server {
@@ -96,17 +97,6 @@ std::string Unhealthy(const std::vector<domain::PartHealth>& parts) {
     if (!p.ok) out += (out.empty() ? "" : "; ") + p.part + ": " + p.detail;
   }
   return out;
-}
-
-// The namespace for everything a run creates: safe as a Kafka topic prefix, a MySQL identifier
-// prefix and a Redis key prefix.
-std::string NamespaceFor(const std::string& run_id, int repetition) {
-  std::string ns = "lab_";
-  for (char c : run_id) {
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ns.push_back(c);
-  }
-  if (repetition > 0) ns += "_" + std::to_string(repetition);
-  return ns;
 }
 
 }  // namespace
@@ -229,6 +219,8 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   if (result["configuration"].is_discarded()) result["configuration"] = Json::object();
   result["configuration"]["request"] = RequestToJson(request);
 
+  // The cleanup's durable record, given to the final transition (pending: what is left).
+  std::optional<CleanupRecord> cleanup_record;
   auto finish = [&](domain::RunState state, std::optional<domain::Verdict> verdict,
                     std::string reason, std::optional<std::string> error) {
     watchdog.request_stop();
@@ -245,12 +237,17 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     t.result_json = result.dump();
     t.error = std::move(error);
     t.audit_action = "run." + std::string(domain::ToString(state));
+    t.cleanup = cleanup_record;
     Actor actor = kSystem;
     if (state == domain::RunState::kCancelled) actor = active.CancelledBy();
     auto done = store_.Transition(queued.id, t, actor);
     if (!done.ok()) {
       std::clog << "event=run.store_failed run=" << queued.id << " error=\"" << done.error().message
                 << "\"\n";
+    }
+    if (done.ok() && cleanup_record && cleanup_record->state == CleanupRecord::kPending &&
+        options_.on_cleanup_pending) {
+      options_.on_cleanup_pending(queued.id);
     }
     std::string verdict_text = verdict ? std::string(domain::ToString(*verdict)) : "none";
     metrics_.RunFinished(queued.experiment, domain::ToString(state), verdict_text, seconds);
@@ -287,7 +284,7 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   for (int rep = 0; rep < request.repeat && !active.stop.stop_requested() && !run_error; ++rep) {
     domain::RunContext ctx;
     ctx.run_id = queued.id;
-    ctx.ns = NamespaceFor(queued.id, rep);
+    ctx.ns = RunNamespace(queued.id, rep);
     ctx.params = request.params;
     ctx.keep_artifacts = request.keep_artifacts;
     ctx.stop = active.stop.get_token();
@@ -347,32 +344,38 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
   result["client_library_failures"] = client_failures;
   result["mode_seconds"] = mode_seconds;
 
-  // Cleanup runs whatever happened, with its own token: a cancel must not cut it short.
+  // Cleanup runs whatever happened, with its own token: a cancel must not cut it short. What it
+  // could not remove is judged after the postflight (the runner reports its failures as steps
+  // and returns) and recorded with the final state, for the retrier.
   reporter.SetWindow(100, 100, "");
+  std::vector<domain::Artifact> artifacts;
+  if (auto created = store_.Artifacts(queued.id); created.ok()) {
+    for (const auto& r : *created) artifacts.push_back(r.artifact);
+  }
+  std::optional<std::string> cleanup_thrown;
+  CleanupReporter cleanup_reporter(&reporter);
   if (request.keep_artifacts) {
     reporter.Step("cleanup skipped: keep_artifacts is set, the artifacts stay for inspection");
   } else {
-    auto created = store_.Artifacts(queued.id);
-    std::vector<domain::Artifact> artifacts;
-    if (created.ok()) {
-      for (const auto& r : *created) artifacts.push_back(r.artifact);
-    }
     domain::RunContext cleanup_ctx = last_ctx;
     cleanup_ctx.stop = std::stop_token();
     cleanup_ctx.run_id = queued.id;
-    cleanup_ctx.reporter = &reporter;
+    cleanup_ctx.reporter = &cleanup_reporter;
     try {
       reporter.Step("cleanup: removing " + std::to_string(artifacts.size()) + " artifacts");
       runner.Cleanup(cleanup_ctx, artifacts);
     } catch (const std::exception& e) {
       reporter.Step(std::string("cleanup failed: ") + e.what());
       result["cleanup_error"] = e.what();
+      cleanup_thrown = e.what();
     }
   }
 
   // Postflight: a run that leaves the stack unhealthy marks it dirty.
+  std::vector<domain::PartHealth> after;
   if (probe_ != nullptr && !spec->requires_parts.empty()) {
     auto health = probe_->Check(spec->requires_parts, options_.probe_timeout);
+    after = health;
     result["postflight"] = HealthToJson(health);
     std::string bad = Unhealthy(health);
     for (const auto& part : health_.Record(health, "after run " + queued.id)) {
@@ -384,6 +387,24 @@ void RunExecutor::ExecuteChecked(const QueuedRun& queued, Active& active) {
     }
     metrics_.SetStackDirty(health_.dirty());
     if (!bad.empty()) reporter.Step("postflight: the stack has not recovered: " + bad);
+  }
+
+  if (!request.keep_artifacts && !artifacts.empty()) {
+    auto verdict = JudgeCleanup(artifacts, cleanup_thrown, cleanup_reporter.errors(), after);
+    cleanup_record.emplace();
+    if (verdict.finished()) {
+      cleanup_record->state = CleanupRecord::kDone;
+      cleanup_record->reason = "the run's cleanup";
+    } else {
+      cleanup_record->state = CleanupRecord::kPending;
+      cleanup_record->reason = "the run's cleanup could not finish";
+      cleanup_record->artifacts = verdict.remaining;
+      cleanup_record->last_error = verdict.error;
+      result["cleanup_pending"] = {{"artifacts", verdict.remaining.size()},
+                                   {"error", verdict.error}};
+      reporter.Step("cleanup pending: " + std::to_string(verdict.remaining.size()) +
+                    " artifacts left (" + verdict.error + "); retried when the stack is healthy");
+    }
   }
 
   if (active.timed_out) {

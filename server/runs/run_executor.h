@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,8 @@ namespace lab::server {
 
 struct ExecutorOptions {
   std::chrono::milliseconds probe_timeout{3000};
+  // Called (on the worker) after a run ended with a pending cleanup: wakes the retrier.
+  std::function<void(const std::string& run_id)> on_cleanup_pending;
 };
 
 class RunExecutor {

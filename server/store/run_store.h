@@ -71,6 +71,30 @@ struct AuditFilter {
   int limit = 50;
 };
 
+// A run's cleanup kept durably (table run_cleanups): one that could not finish and is retried,
+// one queued at start or by DELETE /runs/{id}/artifacts, or one done.
+struct CleanupRecord {
+  static constexpr const char* kPending = "pending";
+  static constexpr const char* kDone = "done";
+  static constexpr const char* kGivenUp = "given_up";  // attempts exhausted; DELETE re-arms it
+
+  std::string run_id;
+  std::string state = kPending;
+  std::string reason;                       // why there is a cleanup to do
+  std::vector<domain::Artifact> artifacts;  // what is left to remove
+  int attempts = 0;                         // attempts that ran
+  std::optional<std::string> last_error;
+  std::string next_attempt_at;  // RFC 3339; "" = now
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct CleanupCounts {
+  std::int64_t pending = 0;
+  std::int64_t given_up = 0;
+  bool operator==(const CleanupCounts&) const = default;
+};
+
 // What changes when a run moves to another state.
 struct RunTransition {
   domain::RunState to = domain::RunState::kRunning;
@@ -79,6 +103,9 @@ struct RunTransition {
   std::optional<std::string> result_json;
   std::optional<std::string> error;
   std::string audit_action;  // run.started, run.completed…
+  // The run's cleanup as it ended (pending: what is left, and why; done), written in the same
+  // transaction as the final state, with a run.cleanup.pending audit entry when pending.
+  std::optional<CleanupRecord> cleanup;
 };
 
 struct IdempotencyRecord {
@@ -139,6 +166,27 @@ class RunStore {
   domain::Status SetSetting(const std::string& key, const std::optional<std::string>& value,
                             const std::string& audit_action, const Actor& actor);
 
+  // Cleanups (run_cleanups). Queue: a pending cleanup of `artifacts` from now on (replacing one
+  // pending, given up or done: attempts start again), audited as `audit_action`.
+  domain::Result<CleanupRecord> QueueCleanup(const std::string& run_id,
+                                             const std::vector<domain::Artifact>& artifacts,
+                                             const std::string& reason,
+                                             const std::string& audit_action, const Actor& actor);
+  domain::Result<std::optional<CleanupRecord>> GetCleanup(const std::string& run_id);
+  // Pending cleanups whose next attempt is due at `now` (RFC 3339), oldest first.
+  domain::Result<std::vector<CleanupRecord>> DueCleanups(const std::string& now);
+  domain::Result<CleanupCounts> CountCleanups();
+  // After an attempt that left something: attempts, error, what is left, next time, state
+  // (given_up is audited as run.cleanup.given_up). Only a pending row is updated.
+  domain::Status RecordCleanupAttempt(const CleanupRecord& after);
+  // The cleanup removed everything: state done, audited as run.cleanup.completed.
+  domain::Status CompleteCleanup(const std::string& run_id, int attempts, const Actor& actor);
+  // Terminal runs not kept (keep_artifacts) with recorded artifacts and no cleanup row: runs
+  // whose cleanup never ran to its end (interrupted by a kill) or predates this table.
+  domain::Result<std::vector<std::string>> RunsNeverCleaned();
+  // Grows with each change of run_cleanups: lets readers cache what depends on it.
+  std::uint64_t cleanup_generation() const { return cleanup_generation_.load(); }
+
   // Grows each time a run reaches a terminal state: lets readers cache what depends on it.
   std::uint64_t finished_generation() const { return finished_generation_.load(); }
 
@@ -158,6 +206,8 @@ class RunStore {
                                    const Actor& actor);
   domain::Result<std::optional<RunRecord>> GetWith(SqliteDb& db, const std::string& id);
   std::string Now() const;
+  // Requires write_mu_ held and a transaction open.
+  domain::Status UpsertCleanupLocked(const CleanupRecord& record);
 
   // Runs a read on the read connection (or the writer for :memory:), serialised per connection.
   template <typename F>
@@ -177,6 +227,7 @@ class RunStore {
   std::unique_ptr<SqliteDb> reader_;  // guarded by read_mu_; null for :memory:
   const domain::Clock& clock_;
   std::atomic<std::uint64_t> finished_generation_{0};
+  std::atomic<std::uint64_t> cleanup_generation_{0};
 };
 
 }  // namespace lab::server

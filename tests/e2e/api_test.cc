@@ -513,6 +513,7 @@ TEST_F(ApiE2E, OpenApiDeclaresEveryAnswer) {
       {"POST", "/halt", R"({"reason":""})", "/halt", {}},
       {"POST", "/experiments/E-000/runs", R"({"modes":[]})", "/experiments/{id}/runs", {}},
       {"POST", "/runs/no-such-run/cancel", "", "/runs/{id}/cancel", {}},
+      {"DELETE", "/runs/no-such-run/artifacts", "", "/runs/{id}/artifacts", {}},
       {"GET", "/runs/no-such-run/events", "", "/runs/{id}/events", {}},
       {"GET", "/experiments", "", "/experiments", {{"Host", "rebind.example:8080"}}},
       {"GET", "/healthz", "", "/healthz", {{"Host", "rebind.example:8080"}}},

@@ -10,6 +10,7 @@
 
 #include "server/http/api.h"
 #include "server/json_codec.h"
+#include "server/runs/cleanup_retrier.h"
 #include "server/runs/worker_pool.h"
 #include "tests/unit/server/test_support.h"
 
@@ -55,6 +56,9 @@ class FakeRunner : public domain::ExperimentRunner {
     ++cleanups;
     cleaned = created;
     cleanup_stop_requested = ctx.stop.stop_requested();
+    cleanup_saw_keep = ctx.keep_artifacts;
+    // As ExperimentBase::Cleanup reports what it could not remove, and returns.
+    if (!cleanup_error.empty()) ctx.reporter->Step("cleanup: " + cleanup_error);
   }
 
   // Set before a run starts (happens-before via thread start), read after it ended.
@@ -69,6 +73,8 @@ class FakeRunner : public domain::ExperimentRunner {
   std::atomic<bool> saw_stop{false};
   std::vector<domain::Artifact> cleaned;
   bool cleanup_stop_requested = true;
+  bool cleanup_saw_keep = true;
+  std::string cleanup_error;  // reported as a "cleanup: …" step
 
  private:
   std::string id_;
@@ -110,9 +116,11 @@ class ApiTest : public ::testing::Test {
   }
 
   void MakeApi(domain::StackProbe* probe) {
+    ExecutorOptions executor_options;
+    executor_options.on_cleanup_pending = [this](const std::string&) { retrier_->Wake(); };
     executor_ = std::make_unique<RunExecutor>(
         *store_, std::map<std::string, domain::ExperimentRunner*>{{"E-001", &runner_}}, probe,
-        metrics_, health_);
+        metrics_, health_, executor_options);
     ApiOptions options;
     options.allow_anonymous = true;
     options.openapi_json = "{}";
@@ -121,9 +129,14 @@ class ApiTest : public ::testing::Test {
       readiness_ = std::make_unique<ReadinessMonitor>(
           *probe, health_, std::vector<std::string>{"kafka", "mysql"}, 100ms, 50ms, nullptr);
     }
+    retrier_ = std::make_unique<CleanupRetrier>(
+        *store_, clock_, RunnerCleanupAttempt(*store_, {{"E-001", &runner_}}, nullptr, 100ms),
+        [this]() -> std::optional<std::vector<domain::PartHealth>> {
+          return std::vector<domain::PartHealth>{{"kafka", kafka_ok, 1, "", "refused"}};
+        });
     api_ = std::make_unique<Api>(*store_, queue_, *executor_, metrics_, readiness_.get(), health_,
                                  TokenTable::Parse("").value(), limiter_,
-                                 std::set<std::string>{"E-001"}, options);
+                                 std::set<std::string>{"E-001"}, options, retrier_.get());
   }
 
   HttpResponse Call(const std::string& method, const std::string& target,
@@ -187,6 +200,8 @@ class ApiTest : public ::testing::Test {
   RateLimiter limiter_{0, 0};
   FakeRunner runner_{"E-001"};
   std::unique_ptr<RunExecutor> executor_;
+  std::unique_ptr<CleanupRetrier> retrier_;  // not started: tests call RunDue
+  bool kafka_ok = true;                      // the retrier's view of the stack
   std::unique_ptr<Api> api_;
   int requests_ = 0;
 };
@@ -294,6 +309,81 @@ TEST_F(ApiTest, KeepArtifactsSkipsCleanup) {
   EXPECT_EQ(runner_.cleanups.load(), 0);
   EXPECT_TRUE(HasStep(run, "cleanup skipped"));
   EXPECT_EQ(run["artifacts"]["success"].size(), 1u);
+}
+
+// Regression (issue 15): a cleanup that reported an error is not forgotten. The run ends with a
+// pending cleanup of what is left (run page, /readyz), and the retrier removes it once the part
+// is healthy again, audited.
+TEST_F(ApiTest, AFailedCleanupIsPendingUntilARetrySucceeds) {
+  runner_.metrics = GoodE001();
+  runner_.cleanup_error = "DeleteTopics: Broker: Request timed out";
+  std::string id = Post();
+  ExecuteNext();
+  auto run = RunJson(id);
+  EXPECT_EQ(run["state"], "completed");
+  ASSERT_TRUE(run["cleanup"].is_object()) << run.dump();
+  EXPECT_EQ(run["cleanup"]["state"], "pending");
+  ASSERT_EQ(run["cleanup"]["artifacts_left"].size(), 1u);
+  EXPECT_EQ(run["cleanup"]["artifacts_left"][0]["kind"], "kafka-topic");
+  EXPECT_NE(run["cleanup"]["last_error"].get<std::string>().find("Request timed out"),
+            std::string::npos);
+  EXPECT_TRUE(HasStep(run, "cleanup pending: 1 artifacts left"));
+  EXPECT_EQ(Body(Call("GET", "/readyz"))["pending_cleanups"], 1);
+
+  kafka_ok = false;  // Kafka down: nothing is tried
+  EXPECT_EQ(retrier_->RunDue(), 0);
+  kafka_ok = true;
+  runner_.cleanup_error.clear();
+  EXPECT_EQ(retrier_->RunDue(), 1);
+  EXPECT_EQ(runner_.cleanups.load(), 2);
+  EXPECT_FALSE(runner_.cleanup_saw_keep);
+  run = RunJson(id);
+  EXPECT_EQ(run["cleanup"]["state"], "done") << "the cached run was not served stale";
+  EXPECT_EQ(run["cleanup"]["attempts"], 1);
+  EXPECT_TRUE(HasStep(run, "cleanup retry 1: finished"));
+  EXPECT_EQ(Body(Call("GET", "/readyz"))["pending_cleanups"], 0);
+  auto audit = Body(Call("GET", "/audit?target=" + id))["items"];
+  std::vector<std::string> actions;
+  for (const auto& e : audit) actions.push_back(e["action"]);
+  EXPECT_EQ(actions.front(), "run.cleanup.completed");
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "run.cleanup.pending"), actions.end());
+}
+
+// DELETE /runs/{id}/artifacts: a kept run's artifacts are queued for removal (202, audited with
+// the caller), removed by the retrier, and a second DELETE has nothing left (409); an unknown
+// run is 404 and a queued one 409.
+TEST_F(ApiTest, DeleteArtifactsRemovesAKeptRunsArtifacts) {
+  runner_.metrics = GoodE001();
+  std::string kept = Post({{"keep_artifacts", true}});
+  EXPECT_EQ(Call("DELETE", "/runs/" + kept + "/artifacts").status, 409) << "still queued";
+  ExecuteNext();
+  EXPECT_FALSE(RunJson(kept).contains("cleanup"));  // cached now
+  EXPECT_EQ(runner_.cleanups.load(), 0);
+
+  auto r = Call("DELETE", "/runs/" + kept + "/artifacts");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Header(r, "Location"), "/runs/" + kept);
+  EXPECT_EQ(Body(r)["cleanup"]["state"], "pending");
+  EXPECT_EQ(RunJson(kept)["cleanup"]["state"], "pending") << "not the cached run";
+  EXPECT_EQ(retrier_->RunDue(), 1);
+  EXPECT_EQ(runner_.cleanups.load(), 1);
+  EXPECT_FALSE(runner_.cleanup_saw_keep) << "the removal is not skipped as kept";
+  ASSERT_EQ(runner_.cleaned.size(), 1u);
+  EXPECT_NE(runner_.cleaned[0].name.find(kept), std::string::npos);
+  EXPECT_EQ(RunJson(kept)["cleanup"]["state"], "done");
+  EXPECT_EQ(Call("DELETE", "/runs/" + kept + "/artifacts").status, 409);
+
+  auto audit = Body(Call("GET", "/audit?action=run.artifacts.delete"))["items"];
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0]["target"], kept);
+  EXPECT_EQ(audit[0]["actor"], "local");
+
+  EXPECT_EQ(Call("DELETE", "/runs/no-such-run/artifacts").status, 404);
+  std::string cleaned = Post();  // not kept: its own cleanup removed everything
+  ExecuteNext();
+  EXPECT_EQ(RunJson(cleaned)["cleanup"]["state"], "done");
+  EXPECT_EQ(Call("DELETE", "/runs/" + cleaned + "/artifacts").status, 409);
+  EXPECT_EQ(Call("GET", "/runs/" + kept + "/artifacts").status, 405);
 }
 
 // Pipeline gauges a runner reports are on /metrics while its run executes; when the run ends

@@ -17,11 +17,30 @@ function kv(rows) {
   return h('dl', { class: 'kv' }, rows.filter(Boolean).map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v))));
 }
 
+// A cleanup kept by the server: one that could not finish (retried once the stack is healthy),
+// one queued at start for a run killed mid-run, or one asked for by DELETE /runs/{id}/artifacts.
+function cleanupNote(run) {
+  const c = run.cleanup;
+  if (!c) return null;
+  if (c.state === 'done') {
+    return h('p', { class: 'muted small', id: 'cleanup-state' }, `Artifacts removed at ${c.updated_at} (${c.reason}).`);
+  }
+  const left = c.artifacts_left?.length || 0;
+  const text = c.state === 'given_up'
+    ? `Cleanup given up after ${c.attempts} attempts: ${left} artifacts left; DELETE /runs/${run.id}/artifacts tries again.`
+    : `Cleanup pending: ${left} artifacts left after ${c.attempts} attempts; retried when the stack is healthy (next at ${c.next_attempt_at}).`;
+  return h('p', { class: 'warn', id: 'cleanup-state' }, text, c.last_error ? ` Last error: ${c.last_error}` : null);
+}
+
 function artifactsView(run) {
   const modes = orderModes(Object.keys(run.artifacts || {}));
   const total = modes.reduce((n, m) => n + (run.artifacts[m]?.length || 0), 0);
-  if (!total) return h('p', { class: 'muted' }, isFinished(run.state) ? 'The run recorded no artifacts.' : 'None recorded yet.');
-  return h('div', null,
+  const note = cleanupNote(run);
+  if (!total) {
+    return h('div', null, note,
+      h('p', { class: 'muted' }, isFinished(run.state) ? 'The run recorded no artifacts.' : 'None recorded yet.'));
+  }
+  return h('div', null, note,
     h('p', { class: 'muted small' }, run.keep_artifacts
       ? 'Kept on the stack (keep_artifacts was set): inspect them with kcat, mysql or redis-cli.'
       : 'Created for this run and removed at its end.'),
