@@ -16,9 +16,12 @@
 #               runner framework (cancel, timeout, namespaces), ctest -L integration
 #   cli         the command line (./lab run|runs|report, tools/labctl.py) against its own server
 #               on the stack (tests/cli/run.sh, ~5 s)
+#   promql      every Grafana panel/annotation/variable query and every alert rule run against the
+#               stack's Prometheus after real runs of a lab server on 127.0.0.1:8080 (started there
+#               if the port is free): each parses and returns series (tests/browser/run-promql.sh, ~30 s)
 #   browser     the web UI in headless Chromium + the dashboard metric check
 # Usage: tests/run-all.sh [stage ...]   (default: all of them). Ends with "N passed, N failed".
-# LAB_TEST_NO_STACK=1 skips the three stages that need the stack (a machine that cannot run it).
+# LAB_TEST_NO_STACK=1 skips the four stages that need the stack (a machine that cannot run it).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,7 +29,7 @@ JOBS="${LAB_JOBS:-$(nproc)}"
 STAGES=("$@")
 NO_STACK_SKIPS=0
 if [ ${#STAGES[@]} -eq 0 ]; then
-  STAGES=(format unit e2e fuzz crash asan tsan stack integration cli browser)
+  STAGES=(format unit e2e fuzz crash asan tsan stack integration cli browser promql)
   if [ "${LAB_TEST_NO_STACK:-0}" = 1 ]; then
     STAGES=(format unit e2e fuzz crash asan tsan browser)
     NO_STACK_SKIPS=1
@@ -145,7 +148,7 @@ fi
 
 STACK_UP=0
 STACK_WAS_UP=0
-if want stack || want integration || want cli; then
+if want stack || want integration || want cli || want promql; then
   say "the local stack"
   # A stack someone already runs is left running afterwards; one this script starts is stopped.
   "$ROOT/infra/stack.sh" status >/dev/null 2>&1 && STACK_WAS_UP=1
@@ -179,6 +182,7 @@ if [ $NO_STACK_SKIPS = 1 ]; then
   skipped stack "LAB_TEST_NO_STACK=1"
   skipped integration "LAB_TEST_NO_STACK=1"
   skipped cli "LAB_TEST_NO_STACK=1"
+  skipped promql "LAB_TEST_NO_STACK=1"
 fi
 if want browser && [ ! -f "$ROOT/tests/browser/run.sh" ]; then
   say "browser tests"
@@ -204,6 +208,11 @@ elif want browser; then
     echo "the server for the browser tests did not start:"; cat "$DATA/server.log"; record browser 0 1
   fi
   kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
+fi
+
+if want promql && [ $STACK_UP = 1 ]; then  # after browser: its run.sh installs node on a fresh machine
+  say "promql (tests/browser/run-promql.sh: dashboard and rule queries on the stack's Prometheus)"
+  run_script promql bash "$ROOT/tests/browser/run-promql.sh"
 fi
 
 if [ $STACK_UP = 1 ] && [ $STACK_WAS_UP = 0 ] && [ "${LAB_KEEP_STACK:-0}" != 1 ]; then

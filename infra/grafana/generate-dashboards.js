@@ -3,7 +3,8 @@
 // stay consistent (same datasource variable, same run annotations, same experiment filter).
 // The JSON files are committed; run `node infra/grafana/generate-dashboards.js` after editing.
 // Every metric named here is part of the HTTP contract (shared/design/API.md, "Metrics");
-// tests/browser/check-dashboards.js checks them against a running server's /metrics.
+// tests/browser/check-dashboards.js checks them against a running server's /metrics, and
+// tests/browser/check-promql.js runs every query against the stack's Prometheus after real runs.
 'use strict';
 
 const fs = require('node:fs');
@@ -147,7 +148,7 @@ function controlPlane() {
       stat('Workers total', 'Size of the worker pool.', { h: 4, w: 4, x: 8, y: 1 }, 'lab_workers_total', { thresholds: { mode: 'absolute', steps: [{ color: 'text', value: null }] } }),
       stat('Runs executing', 'Runs executing now, all experiments (sum of lab_run_active).', { h: 4, w: 4, x: 12, y: 1 }, `sum(lab_run_active{${EXP}})`, { thresholds: { mode: 'absolute', steps: [{ color: 'text', value: null }, { color: 'blue', value: 1 }] } }),
       stat('Stack dirty', 'A postflight check says the stack has not recovered from a run (lab_stack_dirty = 1).', { h: 4, w: 4, x: 16, y: 1 }, 'max(lab_stack_dirty)', { thresholds: red(1), mappings: [{ type: 'value', options: { 0: { text: 'clean', index: 0 }, 1: { text: 'DIRTY', index: 1 } } }] }),
-      stat('Rejected runs (1h)', 'Run requests refused by admission control in the last hour (queue full, rate limit, halt).', { h: 4, w: 4, x: 20, y: 1 }, 'sum(increase(lab_admission_rejections_total[1h]))', { thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 1 }] } }),
+      stat('Rejected runs (1h)', 'Run requests refused by admission control in the last hour (queue full, rate limit, halt); 0 until the first refusal creates the counter.', { h: 4, w: 4, x: 20, y: 1 }, 'sum(increase(lab_admission_rejections_total[1h])) or vector(0)', { thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 1 }] } }),
 
       row('HTTP', 5),
       timeseries('Requests per second by route', 'rate(lab_http_requests_total) by route and method.', { h: 8, w: 12, x: 0, y: 6 },

@@ -63,6 +63,10 @@ LabMetrics::LabMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   pipeline_gauges_["lab_kafka_under_replicated_partitions"]->Add({});
   pipeline_counters_["lab_dlq_messages_total"]->Add({});
   pipeline_counters_["lab_db_queries_total"]->Add({});
+  // A labelled series exists from its first increment, which rate() does not see: hit and miss
+  // exist from the start, so the first cached run shows on the cache panels.
+  pipeline_counters_["lab_cache_requests_total"]->Add({{"result", "hit"}});
+  pipeline_counters_["lab_cache_requests_total"]->Add({{"result", "miss"}});
   families_ = {
       {"lab_http_requests_total", "counter",
        "HTTP requests by route template, method and status code"},

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser tests of the web UI and the Grafana dashboard check, against a running server.
+# Browser tests of the web UI and the Grafana dashboard check (plus the pure parts of the PromQL
+# check, check-promql.test.js; the check itself is run-promql.sh), against a running server.
 #   tests/browser/run.sh http://127.0.0.1:8080
 # Installs its npm dependencies from package-lock.json (npm ci), uses Debian's Chromium
 # (/usr/bin/chromium, installed with apt-get when missing and run as root), writes screenshots to
@@ -54,7 +55,7 @@ say "testing $BASE_URL with $("$CHROMIUM" --version 2>/dev/null | head -n1)"
 BASE_URL="$BASE_URL" node --test --test-concurrency=1 --test-timeout=180000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$TAP" \
-  ui.test.js check-dashboards.test.js
+  ui.test.js check-dashboards.test.js check-promql.test.js
 rc=$?
 passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$TAP" | tail -n1)
 failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$TAP" | tail -n1)
