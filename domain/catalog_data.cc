@@ -313,8 +313,12 @@ std::vector<ExperimentSpec> Build() {
        "failover loses nothing",
        "acknowledged counts delivery reports without error; read_back counts what a fresh "
        "consumer reads; lost_acked = acknowledged - read_back; rejected_isr counts "
-       "NOT_ENOUGH_REPLICAS outcomes. practice=off: the success mode runs acks=1, min ISR 1 "
-       "and the unclean election too",
+       "NOT_ENOUGH_REPLICAS outcomes. Every write ends acknowledged, refused (the broker said "
+       "no before appending) or indeterminate (timed out: the log may hold it); the read-back, "
+       "after every producer is closed, goes to the final high watermark and counts "
+       "indeterminate_landed, refused_landed (must be 0) and unexplained_read (records no write "
+       "of the run accounts for, must be 0). practice=off: the success mode runs acks=1, min "
+       "ISR 1 and the unclean election too",
        {Failure("acks=1, unclean election"), Success("acks=all, min.insync.replicas=2")},
        {Events(2000, 200000), Practice()},
        {kPartKafka},

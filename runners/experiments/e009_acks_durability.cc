@@ -61,8 +61,13 @@ struct Roles {
   int healthy = -1;
 };
 
+// Each write ends acknowledged, refused (the broker said no before appending:
+// NOT_ENOUGH_REPLICAS, or the client never sent it) or indeterminate (timed out, a transport
+// error, appended but not replicated: the log may hold it or not).
 struct ProduceOutcome {
   std::set<std::string> acked;
+  std::set<std::string> refused;
+  std::set<std::string> indeterminate;
   std::map<std::string, int> errors;  // delivery error name -> count
   std::int64_t next_offset = 0;       // highest acknowledged offset + 1
   double ms = 0;
@@ -72,8 +77,31 @@ struct ProduceOutcome {
   int local_metadata_retries = 0;
 };
 
+// A delivery error that proves the record was not appended.
+bool Refused(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS ||
+         err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+         err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+}
+
+// The writes of several producers, merged.
+struct Writes {
+  std::set<std::string> acked;
+  std::set<std::string> refused;
+  std::set<std::string> indeterminate;
+  void Add(const ProduceOutcome& o) {
+    acked.insert(o.acked.begin(), o.acked.end());
+    refused.insert(o.refused.begin(), o.refused.end());
+    indeterminate.insert(o.indeterminate.begin(), o.indeterminate.end());
+  }
+};
+
 nlohmann::json ToJson(const ProduceOutcome& o) {
-  nlohmann::json j = {{"acknowledged", o.acked.size()}, {"errors", o.errors}, {"ms", o.ms}};
+  nlohmann::json j = {{"acknowledged", o.acked.size()},
+                      {"refused", o.refused.size()},
+                      {"indeterminate", o.indeterminate.size()},
+                      {"errors", o.errors},
+                      {"ms", o.ms}};
   if (o.local_metadata_retries > 0) j["local_metadata_retries"] = o.local_metadata_retries;
   return j;
 }
@@ -281,9 +309,10 @@ class AcksDurability final : public ExperimentBase {
       return why;
     }
     Progress(ctx, 60);
-    std::set<std::string> acked = in_sync.acked;
-    acked.insert(lagging.acked.begin(), lagging.acked.end());
-    if (auto why = Evidence(ctx, result, topic, acked, 0, details); !why.empty()) return why;
+    Writes writes;
+    writes.Add(in_sync);
+    writes.Add(lagging);
+    if (auto why = Evidence(ctx, result, topic, writes, 0, details); !why.empty()) return why;
     details["lost_of_in_sync"] = Missing(in_sync.acked, last_read_);
     details["lost_of_out_of_sync"] = Missing(lagging.acked, last_read_);
     return RestartLeader(ctx, topic, roles, details);
@@ -325,6 +354,8 @@ class AcksDurability final : public ExperimentBase {
                               {"message.timeout.ms", "1500"}},
                              3s);
           until_rejected.acked.insert(one.acked.begin(), one.acked.end());
+          until_rejected.refused.insert(one.refused.begin(), one.refused.end());
+          until_rejected.indeterminate.insert(one.indeterminate.begin(), one.indeterminate.end());
           for (const auto& [name, n] : one.errors) until_rejected.errors[name] += n;
           return RejectedIsr(one) > 0;
         },
@@ -387,12 +418,10 @@ class AcksDurability final : public ExperimentBase {
       return why;
     }
     Progress(ctx, 90);
-    std::set<std::string> acked = in_sync.acked;
-    acked.insert(rejected.acked.begin(), rejected.acked.end());
-    acked.insert(idempotent.acked.begin(), idempotent.acked.end());
-    acked.insert(until_rejected.acked.begin(), until_rejected.acked.end());
+    Writes writes;
+    for (const auto* o : {&in_sync, &rejected, &idempotent, &until_rejected}) writes.Add(*o);
     if (auto why = Evidence(
-            ctx, result, topic, acked,
+            ctx, result, topic, writes,
             RejectedIsr(rejected) + RejectedIsr(idempotent) + RejectedIsr(until_rejected), details);
         !why.empty()) {
       return why;
@@ -473,15 +502,39 @@ class AcksDurability final : public ExperimentBase {
     return "";
   }
 
+  // Every producer is closed by now. The log is read to its end until two reads agree (a write
+  // the client gave up on can still be appended), so an indeterminate write that landed is seen
+  // and counted as such.
   std::string Evidence(const domain::RunContext& ctx, domain::ModeResult& result,
-                       const std::string& topic, const std::set<std::string>& acked,
-                       int rejected_isr, nlohmann::json& details) {
+                       const std::string& topic, const Writes& writes, int rejected_isr,
+                       nlohmann::json& details) {
+    const std::set<std::string>& acked = writes.acked;
     auto t0 = SteadyClock::now();
     auto read = kafka::ReadTopic(AliveBootstrap(), topic, 1, "read_uncommitted", 30s);
-    details["read_back_ms"] = MsSince(t0);
     if (!read.complete) return "read-back: " + read.error;
+    // Read again until two reads agree (at most three): what the first read found is then the
+    // log's end, not a moment before a late append.
+    for (int again = 1; again <= 2; ++again) {
+      std::this_thread::sleep_for(500ms);
+      auto next = kafka::ReadTopic(AliveBootstrap(), topic, 1, "read_uncommitted", 30s);
+      if (!next.complete) return "read-back (again): " + next.error;
+      const bool same = next.messages.size() == read.messages.size();
+      read = std::move(next);
+      details["read_back_reads"] = again + 1;
+      if (same) break;
+    }
+    details["read_back_ms"] = MsSince(t0);
     last_read_.clear();
     for (const auto& m : read.messages) last_read_.insert(m.key);
+    auto landed = [&](const std::set<std::string>& keys) {
+      std::int64_t n = 0;
+      for (const auto& k : keys) n += last_read_.count(k);
+      return n;
+    };
+    result.metrics["refused"] = static_cast<double>(writes.refused.size());
+    result.metrics["indeterminate"] = static_cast<double>(writes.indeterminate.size());
+    result.metrics["indeterminate_landed"] = static_cast<double>(landed(writes.indeterminate));
+    result.metrics["refused_landed"] = static_cast<double>(landed(writes.refused));
     std::int64_t read_back = 0;
     for (const auto& k : acked) read_back += last_read_.count(k);
     const auto acknowledged = static_cast<std::int64_t>(acked.size());
@@ -495,6 +548,11 @@ class AcksDurability final : public ExperimentBase {
     // Records in the log that were never acknowledged (appended, then timed out or rejected
     // after the append): present, but not part of the durability promise.
     details["unacknowledged_keys_read"] = static_cast<std::int64_t>(last_read_.size()) - read_back;
+    std::int64_t unexplained = 0;  // read, yet never written by this run as far as it knows
+    for (const auto& k : last_read_) {
+      unexplained += acked.count(k) + writes.refused.count(k) + writes.indeterminate.count(k) == 0;
+    }
+    result.metrics["unexplained_read"] = static_cast<double>(unexplained);
     Step(ctx, "acknowledged=" + std::to_string(acknowledged) + " read_back=" +
                   std::to_string(read_back) + " lost_acked=" + std::to_string(lost) +
                   " rejected_isr=" + std::to_string(rejected_isr));
@@ -557,16 +615,24 @@ class AcksDurability final : public ExperimentBase {
     }
     (void)(*producer)->Flush(flush_timeout);
     auto reports = (*producer)->TakeReports();
+    std::set<std::string> reported;
     for (const auto& r : reports) {
+      reported.insert(r.key);
       if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         out.acked.insert(r.key);
         out.next_offset = std::max(out.next_offset, r.offset + 1);
       } else {
         ++out.errors[rd_kafka_err2name(r.err)];
+        (Refused(r.err) ? out.refused : out.indeterminate).insert(r.key);
       }
     }
-    if (int pending = (*producer)->OutQueueLength(); pending > 0)
+    if (int pending = (*producer)->OutQueueLength(); pending > 0) {
       out.errors["no delivery report within the flush timeout"] = pending;
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (!reported.count(prefix + std::to_string(i)))
+          out.indeterminate.insert(prefix + std::to_string(i));
+      }
+    }
     out.fatal = (*producer)->FatalError();
     out.ms = MsSince(t0);
     return out;

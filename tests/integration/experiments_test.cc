@@ -524,6 +524,12 @@ TEST(Integration, E009AcksDurability) {
     EXPECT_LE(details.value("distinct_keys_read", -1.0), in_topic) << mode << Describe(o);
     EXPECT_GE(details.value("distinct_keys_read", -1.0), 0) << mode << Describe(o);
     EXPECT_LE(MetricOf(o, mode, "read_back"), in_topic) << mode << Describe(o);
+    // Each write ended acknowledged, refused or indeterminate, and every record in the log is one
+    // of them: a refused write never landed, an indeterminate one may have.
+    EXPECT_EQ(MetricOf(o, mode, "unexplained_read"), 0) << mode << Describe(o);
+    EXPECT_EQ(MetricOf(o, mode, "refused_landed"), 0) << mode << Describe(o);
+    EXPECT_LE(MetricOf(o, mode, "indeterminate_landed"), MetricOf(o, mode, "indeterminate"))
+        << mode << Describe(o);
     EXPECT_GE(MetricOf(o, mode, "lost_acked"), MetricOf(o, mode, "acknowledged") - in_topic)
         << mode << Describe(o);
   }
