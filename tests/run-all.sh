@@ -167,15 +167,7 @@ if want integration && [ $STACK_UP = 1 ]; then
 fi
 if want cli && [ $STACK_UP = 1 ]; then
   say "command line (tests/cli: ./lab run|runs|report against the real server)"
-  log=$(mktemp)
-  bash "$ROOT/tests/cli/run.sh" 2>&1 | tee "$log"
-  line=$(grep -E '^cli: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
-  if [ -n "$line" ]; then
-    record cli "$(sed -E 's/cli: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
-  else
-    record cli 0 1
-  fi
-  rm -f "$log"
+  run_script cli bash "$ROOT/tests/cli/run.sh"
 fi
 
 if [ $NO_STACK_SKIPS = 1 ]; then
@@ -195,15 +187,7 @@ elif want browser; then
   SERVER=$!
   for _ in $(seq 100); do [ -s "$DATA/port" ] && break; sleep 0.1; done
   if [ -s "$DATA/port" ]; then
-    log=$(mktemp)
-    bash "$ROOT/tests/browser/run.sh" "http://127.0.0.1:$(cat "$DATA/port")" 2>&1 | tee "$log"
-    line=$(grep -E '^browser: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
-    if [ -n "$line" ]; then
-      record browser "$(sed -E 's/browser: ([0-9]+) passed.*/\1/' <<<"$line")" "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
-    else
-      record browser 0 1
-    fi
-    rm -f "$log"
+    run_script browser bash "$ROOT/tests/browser/run.sh" "http://127.0.0.1:$(cat "$DATA/port")"
   else
     echo "the server for the browser tests did not start:"; cat "$DATA/server.log"; record browser 0 1
   fi
