@@ -1,5 +1,5 @@
-// The composition root: reads the configuration, opens the store, recovers after a crash,
-// wires runners, queue, workers and the HTTP server, and shuts down in a written order:
+// The composition root: reads the configuration, opens the store, builds the lab's parts in
+// dependency order (class Lab), recovers after a crash, and shuts down in a written order:
 // stop accepting -> refuse new runs -> cancel running runs (cleanup runs) -> join workers ->
 // join the cleanup retrier -> stop I/O -> close the store.
 #include <boost/asio/io_context.hpp>
@@ -11,22 +11,28 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "domain/catalog.h"
-#include "domain/run_locks.h"
 #include "runners/isolated_runner.h"
 #include "runners/runner_factory.h"
 #include "server/config.h"
 #include "server/http/api.h"
 #include "server/http/http_server.h"
+#include "server/metrics/run_telemetry.h"
 #include "server/openapi.h"
 #include "server/runs/cleanup_retrier.h"
 #include "server/runs/readiness_monitor.h"
 #include "server/runs/run_executor.h"
+#include "server/runs/run_lifecycle.h"
+#include "server/runs/run_service.h"
 #include "server/runs/worker_pool.h"
 #include "server/store/run_store.h"
 
 namespace {
+
+using namespace lab::server;
+using lab::domain::ExperimentRunner;
 
 class SystemClock : public lab::domain::Clock {
  public:
@@ -35,194 +41,249 @@ class SystemClock : public lab::domain::Clock {
   }
 };
 
-int Run(int argc, char** argv) {
-  using namespace lab::server;
+// A failure before the server serves: the message for stderr and the exit status (2: the
+// configuration is wrong, 1: the machine refused, 0: --help).
+struct Refusal {
+  int status;
+  std::string message;
+};
+
+std::set<std::string> Ids(const std::map<std::string, ExperimentRunner*>& runners) {
+  std::set<std::string> ids;
+  for (const auto& [id, _] : runners) ids.insert(id);
+  return ids;
+}
+
+// Every part of a serving lab, built in dependency order (the members' order) and torn down in
+// reverse.
+class Lab {
+ public:
+  Lab(const ServerConfig& config, TokenTable tokens, RunStore& store, const SystemClock& clock)
+      : config_(config),
+        anonymous_(tokens.empty()),
+        store_(store),
+        runner_list_(
+            lab::runners::IsolateRunners(lab::runners::MakeRunners(config.stack), config.stack)),
+        runners_(RunnersById(runner_list_)),
+        probe_(lab::runners::MakeStackProbe(config.stack)),
+        // A waiting run's step log says what it waits for (a lock another run holds).
+        queue_(config.queue_capacity,
+               [&store](const std::string& id, const std::string& why) {
+                 (void)store.AppendStep(id, "queued: " + why);
+               }),
+        executor_(store, lifecycle_, telemetry_, runners_, probe_.get(), health_,
+                  ExecutorOptionsFor()),
+        pool_(queue_, executor_, metrics_, config.workers),
+        runs_(store, queue_, executor_, lifecycle_, telemetry_),
+        limiter_(config.rate_limit, config.rate_burst),
+        readiness_(*probe_, health_,
+                   {lab::domain::kPartKafka, lab::domain::kPartRegistry, lab::domain::kPartMysql,
+                    lab::domain::kPartRedis, lab::domain::kPartRedisCluster},
+                   std::chrono::milliseconds(1000), std::chrono::milliseconds(2000),
+                   [this](const std::string& part) { StackRecovered(part); }),
+        // Retries cleanups that could not finish when the readiness monitor finds their parts
+        // healthy.
+        retrier_(
+            store, clock,
+            RunnerCleanupAttempt(store, runners_, probe_.get(), std::chrono::milliseconds(3000)),
+            [this]() -> std::optional<std::vector<lab::domain::PartHealth>> {
+              auto snap = readiness_.Latest();
+              if (!snap) return std::nullopt;
+              return snap->parts;
+            }),
+        api_(store, runs_, metrics_, &readiness_, health_, std::move(tokens), limiter_,
+             Ids(runners_), ApiOptionsFor(), &retrier_),
+        contexts_(config.http_threads),
+        server_(contexts_, api_, HttpServerOptionsFor()) {}
+
+  // Recovers, listens, starts every thread, serves until SIGINT or SIGTERM, shuts down.
+  std::optional<Refusal> Serve();
+
+ private:
+  static std::map<std::string, ExperimentRunner*> RunnersById(
+      const std::vector<std::unique_ptr<ExperimentRunner>>& list) {
+    std::map<std::string, ExperimentRunner*> out;
+    for (const auto& r : list) out[std::string(r->ExperimentId())] = r.get();
+    return out;
+  }
+  ExecutorOptions ExecutorOptionsFor() {
+    ExecutorOptions options;
+    options.on_cleanup_pending = [this](const std::string&) { retrier_.Wake(); };
+    return options;
+  }
+  ApiOptions ApiOptionsFor() const;
+  HttpServerOptions HttpServerOptionsFor() const;
+  std::optional<Refusal> Recover();
+  std::optional<Refusal> Listen();
+  void StackRecovered(const std::string& part);
+  void ShutDown();
+
+  const ServerConfig& config_;
+  const bool anonymous_;  // no tokens: loopback only, every caller an admin
+  RunStore& store_;
+  std::vector<std::unique_ptr<ExperimentRunner>> runner_list_;
+  std::map<std::string, ExperimentRunner*> runners_;
+  std::unique_ptr<lab::domain::StackProbe> probe_;
+  LabMetrics metrics_;
+  RunTelemetry telemetry_{metrics_};
+  StackHealth health_;
+  RunQueue queue_;
+  RunLifecycle lifecycle_{store_, telemetry_};
+  RunExecutor executor_;
+  WorkerPool pool_;
+  RunService runs_;
+  RateLimiter limiter_;
+  ReadinessMonitor readiness_;
+  CleanupRetrier retrier_;
+  Api api_;
+  IoContextPool contexts_;
+  HttpServer server_;
+  std::size_t recovered_queued_ = 0;
+  std::size_t interrupted_ = 0;
+  int swept_ = 0;
+  std::thread shutdown_thread_;
+};
+
+ApiOptions Lab::ApiOptionsFor() const {
+  ApiOptions options;
+  options.web_root = config_.web_root;
+  options.openapi_json = std::string(kOpenApiJson);
+  options.allow_anonymous = anonymous_;
+  options.listen_host = config_.listen_host;
+  options.allowed_hosts = config_.allowed_hosts;
+  options.max_event_streams = config_.max_event_streams;
+  return options;
+}
+
+HttpServerOptions Lab::HttpServerOptionsFor() const {
+  HttpServerOptions options;
+  options.body_limit = config_.body_limit;
+  options.read_timeout = std::chrono::seconds(config_.read_timeout_seconds);
+  options.idle_timeout = std::chrono::seconds(config_.idle_timeout_seconds);
+  return options;
+}
+
+void Lab::StackRecovered(const std::string& part) {
+  std::clog << "event=stack.recovered part=\"" << part << "\"\n";
+  metrics_.SetStackDirty(health_.dirty());
+  (void)store_.AppendAudit("stack.recovered", part.substr(0, part.find(' ')), "",
+                           nlohmann::json{{"was", part}, {"checked_by", "readiness probe"}}.dump(
+                               -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                           Actor{"system", ""});
+}
+
+// Interrupted runs are marked and queued ones queued again; then the runs whose cleanup never
+// ran to its end (the interrupted ones, older runs) are queued for the cleanup retrier, before
+// anything starts.
+std::optional<Refusal> Lab::Recover() {
+  auto recovery = runs_.Recover();
+  if (!recovery.ok()) return Refusal{1, "recovery: " + recovery.error().message};
+  recovered_queued_ = recovery->queued.size();
+  interrupted_ = recovery->interrupted.size();
+  auto swept = SweepRunsNeverCleaned(store_);
+  if (!swept.ok()) return Refusal{1, "cleanup sweep: " + swept.error().message};
+  swept_ = *swept;
+  return std::nullopt;
+}
+
+std::optional<Refusal> Lab::Listen() {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(
+      config_.listen_host == "localhost" ? "127.0.0.1" : config_.listen_host, ec);
+  if (ec) return Refusal{2, "--listen host '" + config_.listen_host + "' is not an IP address"};
+  if (auto s = server_.Listen({address, config_.listen_port}); !s.ok())
+    return Refusal{1, s.error().message};
+  if (!config_.port_file.empty()) std::ofstream(config_.port_file) << server_.port() << "\n";
+  return std::nullopt;
+}
+
+std::optional<Refusal> Lab::Serve() {
+  if (auto refused = Recover()) return refused;
+  readiness_.Start();
+  if (auto refused = Listen()) return refused;
+  server_.Start();
+  pool_.Start();
+  retrier_.Start();
+  std::clog << "event=server.started listen=" << config_.listen_host << ":" << server_.port()
+            << " workers=" << config_.workers << " runners=" << runners_.size()
+            << " recovered_queued=" << recovered_queued_ << " interrupted=" << interrupted_
+            << " cleanups_swept=" << swept_ << " cleanups_pending=" << retrier_.counts().pending
+            << " auth=" << (ApiOptionsFor().allow_anonymous ? "local-only" : "tokens") << "\n";
+
+  boost::asio::signal_set signals(contexts_.main(), SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code&, int signal_number) {
+    std::clog << "event=server.stopping signal=" << signal_number << "\n";
+    server_.StopAccepting();
+    shutdown_thread_ = std::thread([this] { ShutDown(); });
+  });
+  contexts_.Run();
+  if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  std::clog << "event=server.stopped\n";
+  return std::nullopt;
+}
+
+// New runs are refused and no queued run starts (it stays queued for the next start); running
+// runs are cancelled and their cleanup runs, within the shutdown timeout.
+void Lab::ShutDown() {
+  int cancelled = runs_.Drain();
+  std::clog << "event=server.cancelling runs=" << cancelled << "\n";
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_timeout_seconds);
+  while (pool_.busy() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (pool_.busy() > 0) {
+    // A runner ignored its stop token: its run stays 'running' in the store and becomes
+    // 'interrupted' on the next start. Nothing accepted is lost.
+    std::clog << "event=server.forced_exit busy_workers=" << pool_.busy() << "\n";
+    std::clog.flush();
+    std::_Exit(0);
+  }
+  pool_.Stop();
+  retrier_.Stop();  // an attempt in progress finishes (bounded by its clients' timeouts)
+  contexts_.Stop();
+}
+
+// The configuration and the tokens, checked before anything is opened.
+std::variant<std::pair<ServerConfig, TokenTable>, Refusal> ReadConfiguration(int argc,
+                                                                             char** argv) {
   auto loaded = LoadConfig(argc, argv);
   if (!loaded.ok()) {
-    if (loaded.error().code == lab::domain::ErrorCode::kNotFound) {
-      std::cout << loaded.error().message;
-      return 0;
-    }
-    std::cerr << "reliability-lab: " << loaded.error().message << "\n";
-    return 2;
+    if (loaded.error().code == lab::domain::ErrorCode::kNotFound)  // --help
+      return Refusal{0, loaded.error().message};
+    return Refusal{2, loaded.error().message};
   }
-  ServerConfig config = std::move(loaded).value();
+  auto tokens = TokenTable::Parse(loaded->tokens);
+  if (!tokens.ok()) return Refusal{2, "LAB_TOKENS: " + tokens.error().message};
+  if (tokens->empty() && !IsLoopbackAddress(loaded->listen_host)) {
+    return Refusal{2, "refusing to listen on " + loaded->listen_host +
+                          " without tokens: set LAB_TOKENS=\"token:role,...\" or --tokens-file"};
+  }
+  return std::pair{std::move(loaded).value(), std::move(tokens).value()};
+}
 
-  auto tokens = TokenTable::Parse(config.tokens);
-  if (!tokens.ok()) {
-    std::cerr << "reliability-lab: LAB_TOKENS: " << tokens.error().message << "\n";
-    return 2;
+int Report(const Refusal& refusal) {
+  if (refusal.status == 0) {
+    std::cout << refusal.message;
+  } else {
+    std::cerr << "reliability-lab: " << refusal.message << "\n";
   }
-  const bool loopback = IsLoopbackAddress(config.listen_host);
-  if (tokens->empty() && !loopback) {
-    std::cerr << "reliability-lab: refusing to listen on " << config.listen_host
-              << " without tokens: set LAB_TOKENS=\"token:role,...\" or --tokens-file\n";
-    return 2;
-  }
+  return refusal.status;
+}
 
+int Run(int argc, char** argv) {
+  auto read = ReadConfiguration(argc, argv);
+  if (auto* refused = std::get_if<Refusal>(&read)) return Report(*refused);
+  auto& [config, tokens] = std::get<0>(read);
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
-  if (ec) {
-    std::cerr << "reliability-lab: cannot create data dir " << config.data_dir << ": "
-              << ec.message() << "\n";
-    return 1;
-  }
+  if (ec) return Report({1, "cannot create data dir " + config.data_dir + ": " + ec.message()});
   SystemClock clock;
   auto opened =
       RunStore::Open(config.data_dir + "/lab.db", config.migrations_dir + "/sqlite", clock);
-  if (!opened.ok()) {
-    std::cerr << "reliability-lab: store: " << opened.error().message << "\n";
-    return 1;
-  }
-  RunStore& store = **opened;
-  auto recovery = store.Recover();
-  if (!recovery.ok()) {
-    std::cerr << "reliability-lab: recovery: " << recovery.error().message << "\n";
-    return 1;
-  }
-  for (const auto& id : recovery->interrupted) {
-    std::clog << "event=run.interrupted run=" << id << " reason=\"server restarted\"\n";
-  }
-  // Runs whose cleanup never ran to its end (the interrupted ones above, older runs) are queued
-  // for the cleanup retrier before anything else starts.
-  auto swept = SweepRunsNeverCleaned(store);
-  if (!swept.ok()) {
-    std::cerr << "reliability-lab: cleanup sweep: " << swept.error().message << "\n";
-    return 1;
-  }
-
-  auto runner_list =
-      lab::runners::IsolateRunners(lab::runners::MakeRunners(config.stack), config.stack);
-  std::map<std::string, lab::domain::ExperimentRunner*> runners;
-  std::set<std::string> available;
-  for (const auto& r : runner_list) {
-    runners[std::string(r->ExperimentId())] = r.get();
-    available.insert(std::string(r->ExperimentId()));
-  }
-  auto probe = lab::runners::MakeStackProbe(config.stack);
-
-  LabMetrics metrics;
-  StackHealth health;
-  // A waiting run's step log says what it waits for (a lock another run holds).
-  RunQueue queue(config.queue_capacity, [&store](const std::string& id, const std::string& why) {
-    (void)store.AppendStep(id, "queued: " + why);
-  });
-  for (const auto& run : recovery->queued) {
-    const auto* spec = lab::domain::FindExperiment(run.experiment);
-    const auto locks = spec ? lab::domain::LocksFor(*spec) : lab::domain::RunLocks{};
-    queue.PushRecovered(QueuedRun{run.id, run.experiment, locks.exclusive, locks.shared});
-  }
-  ExecutorOptions executor_options;
-  CleanupRetrier* retrier_for_executor = nullptr;  // set below, before any worker starts
-  executor_options.on_cleanup_pending = [&retrier_for_executor](const std::string&) {
-    if (retrier_for_executor != nullptr) retrier_for_executor->Wake();
-  };
-  RunExecutor executor(store, runners, probe.get(), metrics, health, executor_options);
-  WorkerPool pool(queue, executor, metrics, config.workers);
-  RateLimiter limiter(config.rate_limit, config.rate_burst);
-
-  ApiOptions api_options;
-  api_options.web_root = config.web_root;
-  api_options.openapi_json = std::string(kOpenApiJson);
-  api_options.allow_anonymous = tokens->empty();
-  api_options.listen_host = config.listen_host;
-  api_options.allowed_hosts = config.allowed_hosts;
-  api_options.max_event_streams = config.max_event_streams;
-  lab::server::ReadinessMonitor readiness(
-      *probe, health,
-      {lab::domain::kPartKafka, lab::domain::kPartRegistry, lab::domain::kPartMysql,
-       lab::domain::kPartRedis, lab::domain::kPartRedisCluster},
-      std::chrono::milliseconds(1000), std::chrono::milliseconds(2000),
-      [&](const std::string& part) {
-        std::clog << "event=stack.recovered part=\"" << part << "\"\n";
-        metrics.SetStackDirty(health.dirty());
-        (void)store.AppendAudit(
-            "stack.recovered", part.substr(0, part.find(' ')), "",
-            nlohmann::json{{"was", part}, {"checked_by", "readiness probe"}}.dump(
-                -1, ' ', false, nlohmann::json::error_handler_t::replace),
-            lab::server::Actor{"system", ""});
-      });
-  readiness.Start();
-  // Retries cleanups that could not finish when the readiness monitor finds their parts healthy.
-  CleanupRetrier retrier(
-      store, clock,
-      RunnerCleanupAttempt(store, runners, probe.get(), std::chrono::milliseconds(3000)),
-      [&readiness]() -> std::optional<std::vector<lab::domain::PartHealth>> {
-        auto snap = readiness.Latest();
-        if (!snap) return std::nullopt;
-        return snap->parts;
-      });
-  retrier_for_executor = &retrier;
-  Api api(store, queue, executor, metrics, &readiness, health, std::move(tokens).value(), limiter,
-          available, api_options, &retrier);
-  api.LoadHalt();
-
-  IoContextPool contexts(config.http_threads);
-  HttpServerOptions http_options;
-  http_options.body_limit = config.body_limit;
-  http_options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
-  http_options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
-  HttpServer server(contexts, api, http_options);
-  boost::system::error_code addr_ec;
-  auto address = boost::asio::ip::make_address(
-      config.listen_host == "localhost" ? "127.0.0.1" : config.listen_host, addr_ec);
-  if (addr_ec) {
-    std::cerr << "reliability-lab: --listen host '" << config.listen_host
-              << "' is not an IP address\n";
-    return 2;
-  }
-  if (auto s = server.Listen({address, config.listen_port}); !s.ok()) {
-    std::cerr << "reliability-lab: " << s.error().message << "\n";
-    return 1;
-  }
-  if (!config.port_file.empty()) {
-    std::ofstream(config.port_file) << server.port() << "\n";
-  }
-  server.Start();
-  pool.Start();
-  retrier.Start();
-  metrics.SetQueueDepth(static_cast<double>(queue.Depth()));
-  std::clog << "event=server.started listen=" << config.listen_host << ":" << server.port()
-            << " workers=" << config.workers << " runners=" << available.size()
-            << " recovered_queued=" << recovery->queued.size()
-            << " interrupted=" << recovery->interrupted.size() << " cleanups_swept=" << *swept
-            << " cleanups_pending=" << retrier.counts().pending
-            << " auth=" << (api_options.allow_anonymous ? "local-only" : "tokens") << "\n";
-
-  boost::asio::signal_set signals(contexts.main(), SIGINT, SIGTERM);
-  std::atomic<bool> stopping{false};
-  std::thread shutdown_thread;
-  signals.async_wait([&](const boost::system::error_code&, int signal_number) {
-    stopping = true;
-    std::clog << "event=server.stopping signal=" << signal_number << "\n";
-    server.StopAccepting();
-    api.SetDraining();
-    queue.SetPaused(
-        true);  // no queued run starts during the shutdown: it stays queued for the next start
-    shutdown_thread = std::thread([&] {
-      int cancelled = executor.CancelAll(lab::server::Actor{"system", ""});
-      std::clog << "event=server.cancelling runs=" << cancelled << "\n";
-      auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_seconds);
-      while (pool.busy() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (pool.busy() > 0) {
-        // A runner ignored its stop token: its run stays 'running' in the store and becomes
-        // 'interrupted' on the next start. Nothing accepted is lost.
-        std::clog << "event=server.forced_exit busy_workers=" << pool.busy() << "\n";
-        std::clog.flush();
-        std::_Exit(0);
-      }
-      pool.Stop();
-      retrier.Stop();  // an attempt in progress finishes (bounded by its clients' timeouts)
-      contexts.Stop();
-    });
-  });
-
-  contexts.Run();
-  if (shutdown_thread.joinable()) shutdown_thread.join();
-  std::clog << "event=server.stopped\n";
+  if (!opened.ok()) return Report({1, "store: " + opened.error().message});
+  Lab lab(config, std::move(tokens), **opened, clock);
+  if (auto refused = lab.Serve()) return Report(*refused);
   return 0;
 }
 

@@ -53,12 +53,11 @@ std::vector<std::string> Split(const std::string& path) {
 
 }  // namespace
 
-Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
-         ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
+Api::Api(RunStore& store, RunService& runs, LabMetrics& metrics, ReadinessMonitor* readiness,
+         StackHealth& health, TokenTable tokens, RateLimiter& limiter,
          std::set<std::string> available, ApiOptions options, CleanupRetrier* cleanups)
     : store_(store),
-      queue_(queue),
-      executor_(executor),
+      runs_(runs),
       metrics_(metrics),
       readiness_(readiness),
       health_(health),
@@ -68,29 +67,7 @@ Api::Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& me
       available_(std::move(available)),
       options_(std::move(options)),
       hosts_(options_.allowed_hosts, options_.listen_host),
-      openapi_body_(std::make_shared<const std::string>(options_.openapi_json)),
-      id_rng_(std::random_device{}()) {}
-
-void Api::LoadHalt() {
-  auto halt = store_.GetSetting("halt");
-  if (halt.ok() && halt->has_value()) {
-    std::lock_guard lock(halt_mu_);
-    halt_reason_ = **halt;
-    queue_.SetPaused(true);
-  }
-}
-
-std::string Api::NewRunId() {
-  std::lock_guard lock(id_mu_);
-  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string id = "r";
-  std::uint64_t v = id_rng_();
-  for (int i = 0; i < 12; ++i) {
-    id.push_back(kDigits[v % 36]);
-    v /= 36;
-  }
-  return id;
-}
+      openapi_body_(std::make_shared<const std::string>(options_.openapi_json)) {}
 
 HttpResponse Api::Handle(const HttpRequest& request) {
   auto started = std::chrono::steady_clock::now();

@@ -8,7 +8,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,8 +20,7 @@
 #include "server/metrics/lab_metrics.h"
 #include "server/runs/cleanup_retrier.h"
 #include "server/runs/readiness_monitor.h"
-#include "server/runs/run_executor.h"
-#include "server/runs/run_queue.h"
+#include "server/runs/run_service.h"
 #include "server/store/run_store.h"
 
 namespace lab::server {
@@ -40,16 +38,11 @@ struct ApiOptions {
 
 class Api {
  public:
-  Api(RunStore& store, RunQueue& queue, RunExecutor& executor, LabMetrics& metrics,
-      ReadinessMonitor* readiness, StackHealth& health, TokenTable tokens, RateLimiter& limiter,
-      std::set<std::string> available, ApiOptions options, CleanupRetrier* cleanups = nullptr);
+  Api(RunStore& store, RunService& runs, LabMetrics& metrics, ReadinessMonitor* readiness,
+      StackHealth& health, TokenTable tokens, RateLimiter& limiter, std::set<std::string> available,
+      ApiOptions options, CleanupRetrier* cleanups = nullptr);
 
   HttpResponse Handle(const HttpRequest& request);
-
-  // Shutdown: new runs are refused with 503 from now on.
-  void SetDraining() { draining_ = true; }
-  // Restores the halt switch from the store at start.
-  void LoadHalt();
 
  private:
   struct Authorised {
@@ -70,6 +63,7 @@ class Api {
   HttpResponse GetExperiment(const std::string& id);
   HttpResponse CreateRun(const HttpRequest& request, const std::string& experiment,
                          const Principal& who);
+  HttpResponse AdmissionResponse(const Admission& admission);
   HttpResponse ListRuns(const HttpRequest& request);
   HttpResponse GetRun(const std::string& id);
   HttpResponse RunEvents(const HttpRequest& request, const std::string& id);
@@ -83,11 +77,8 @@ class Api {
   HttpResponse ListAudit(const HttpRequest& request);
   HttpResponse VerifyAudit();
 
-  std::string NewRunId();
-
   RunStore& store_;
-  RunQueue& queue_;
-  RunExecutor& executor_;
+  RunService& runs_;
   LabMetrics& metrics_;
   ReadinessMonitor* readiness_;  // nullptr: no stack parts in /readyz
   StackHealth& health_;
@@ -98,15 +89,8 @@ class Api {
   ApiOptions options_;
   HostAllowlist hosts_;
   std::shared_ptr<const std::string> openapi_body_;  // options_.openapi_json, shared
-  std::atomic<bool> draining_{false};
   // Event streams open now; shared with each stream, which counts itself out when destroyed.
   std::shared_ptr<std::atomic<int>> open_streams_ = std::make_shared<std::atomic<int>>(0);
-
-  std::mutex halt_mu_;
-  std::optional<std::string> halt_reason_;  // guarded by halt_mu_
-
-  std::mutex id_mu_;
-  std::mt19937_64 id_rng_;  // guarded by id_mu_
 
   // Finished runs never change: their JSON is kept to answer GET /runs/{id} without the store.
   std::mutex cache_mu_;

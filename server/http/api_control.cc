@@ -65,10 +65,7 @@ HttpResponse Api::Ready() {
   Json body = {{"ready", ok && !dirty}, {"dependencies", deps}, {"stack_dirty", dirty}};
   if (!probed_at.empty()) body["stack_probed_at"] = probed_at;
   if (dirty) body["stack_dirty_reason"] = health_.why();
-  {
-    std::lock_guard halt_lock(halt_mu_);
-    body["halted"] = halt_reason_.has_value();
-  }
+  body["halted"] = runs_.HaltReason().has_value();
   // Informative, not a reason to be unready: the lab can run while a dead MariaDB keeps an old
   // run's rows. Given-up cleanups are still to do, so they are counted.
   if (cleanups) {
@@ -86,7 +83,7 @@ HttpResponse Api::Ready() {
 }
 
 HttpResponse Api::Metrics() {
-  metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
+  metrics_.SetQueueDepth(static_cast<double>(runs_.QueueDepth()));
   metrics_.SetStackDirty(health_.dirty());
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -172,40 +169,25 @@ HttpResponse Api::SetHalt(const HttpRequest& req, const Principal& who) {
     return Problem(400, "Invalid halt", "a halt needs a reason",
                    {{"reason", "must be a non-empty string (at most 1000 characters)"}});
   }
-  Actor actor{who.name, req.request_id};
-  std::string text = reason->get<std::string>();
-  if (auto s = store_.SetSetting("halt", text, "halt.set", actor); !s.ok())
-    return ProblemFor(s.error());
-  {
-    std::lock_guard lock(halt_mu_);
-    halt_reason_ = text;
-  }
-  queue_.SetPaused(true);
-  int cancelled = executor_.CancelAll(actor);
+  const std::string text = reason->get<std::string>();
+  auto halted = runs_.Halt(text, Actor{who.name, req.request_id});
+  if (!halted.ok()) return ProblemFor(halted.error());
   return JsonResponse(202, {{"halted", true},
                             {"reason", text},
-                            {"cancelled_runs", cancelled},
-                            {"queued_runs_waiting", queue_.Depth()}});
+                            {"cancelled_runs", halted->cancelled_runs},
+                            {"queued_runs_waiting", halted->queued_runs_waiting}});
 }
 
 HttpResponse Api::LiftHalt(const HttpRequest& req, const Principal& who) {
-  if (auto s =
-          store_.SetSetting("halt", std::nullopt, "halt.lifted", Actor{who.name, req.request_id});
-      !s.ok()) {
+  if (auto s = runs_.LiftHalt(Actor{who.name, req.request_id}); !s.ok())
     return ProblemFor(s.error());
-  }
-  {
-    std::lock_guard lock(halt_mu_);
-    halt_reason_.reset();
-  }
-  queue_.SetPaused(false);
   return JsonResponse(200, {{"halted", false}});
 }
 
 HttpResponse Api::HaltStatus() {
-  std::lock_guard lock(halt_mu_);
-  return JsonResponse(200, {{"halted", halt_reason_.has_value()},
-                            {"reason", halt_reason_ ? Json(*halt_reason_) : Json()}});
+  const auto reason = runs_.HaltReason();
+  return JsonResponse(
+      200, {{"halted", reason.has_value()}, {"reason", reason ? Json(*reason) : Json()}});
 }
 
 HttpResponse Api::ListAudit(const HttpRequest& req) {

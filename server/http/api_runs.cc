@@ -2,11 +2,10 @@
 // the removal of a finished run's artifacts.
 #include <algorithm>
 #include <sstream>
+#include <variant>
 
 #include "domain/catalog.h"
-#include "domain/run_locks.h"
 #include "domain/run_request.h"
-#include "domain/sha256.h"
 #include "server/http/api.h"
 #include "server/http/json_body.h"
 #include "server/http/paging.h"
@@ -24,35 +23,14 @@ constexpr std::size_t kRunCacheEntries = 4096;
 
 }  // namespace
 
-HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experiment,
-                            const Principal& who) {
-  const auto* spec = domain::FindExperiment(experiment);
-  if (spec == nullptr)
-    return Problem(404, "Unknown experiment", "there is no experiment " + experiment);
-  if (available_.count(experiment) == 0) {
-    return Problem(
-        501, "Experiment not available",
-        experiment + " is in the catalog but its runner is not built yet; nothing was queued");
-  }
-  {
-    std::lock_guard lock(halt_mu_);
-    if (halt_reason_) {
-      metrics_.AdmissionRejected("halted");
-      auto r = Problem(503, "Halted",
-                       "the lab is halted (" + *halt_reason_ + "); DELETE /halt lifts it");
-      r.AddHeader("Retry-After", "60");
-      return r;
-    }
-  }
-  if (draining_) {
-    metrics_.AdmissionRejected("shutting_down");
-    auto r = Problem(503, "Shutting down", "the server is shutting down and accepts no new runs");
-    r.AddHeader("Retry-After", "10");
-    return r;
-  }
+namespace {
+
+// The request body as a validated RunRequest, or the 400 that says what is wrong with it.
+std::variant<domain::RunRequest, HttpResponse> ReadRunRequest(const domain::ExperimentSpec& spec,
+                                                              const std::string& text) {
   Json body = Json::object();
-  if (!req.body.empty()) {
-    auto parsed = ParseBody(req.body);
+  if (!text.empty()) {
+    auto parsed = ParseBody(text);
     if (!parsed) {
       return Problem(400, "Malformed JSON", "the body is not valid JSON (or repeats a key)",
                      {{"body", "is not valid JSON or an object repeats a key"}});
@@ -64,63 +42,79 @@ HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experimen
     }
   }
   std::vector<domain::FieldError> errors;
-  auto validated = domain::ValidateRunRequest(*spec, RunRequestInputFromJson(body), errors);
-  if (!validated.ok()) {
-    std::string detail =
-        "the run request is invalid: " + errors.front().field + " " + errors.front().message;
-    if (errors.size() > 1) detail += " (and " + std::to_string(errors.size() - 1) + " more)";
-    return Problem(400, "Invalid run request", detail, errors);
+  auto validated = domain::ValidateRunRequest(spec, RunRequestInputFromJson(body), errors);
+  if (validated.ok()) return std::move(validated).value();
+  std::string detail =
+      "the run request is invalid: " + errors.front().field + " " + errors.front().message;
+  if (errors.size() > 1) detail += " (and " + std::to_string(errors.size() - 1) + " more)";
+  return Problem(400, "Invalid run request", detail, errors);
+}
+
+HttpResponse Unavailable(std::string title, std::string detail, int retry_after) {
+  auto r = Problem(503, std::move(title), std::move(detail));
+  r.AddHeader("Retry-After", std::to_string(retry_after));
+  return r;
+}
+
+}  // namespace
+
+HttpResponse Api::CreateRun(const HttpRequest& req, const std::string& experiment,
+                            const Principal& who) {
+  const auto* spec = domain::FindExperiment(experiment);
+  if (spec == nullptr)
+    return Problem(404, "Unknown experiment", "there is no experiment " + experiment);
+  if (available_.count(experiment) == 0) {
+    return Problem(
+        501, "Experiment not available",
+        experiment + " is in the catalog but its runner is not built yet; nothing was queued");
   }
-  Json request_json = RequestToJson(*validated);
-  std::string body_hash = domain::Sha256Hex(experiment + "\n" + request_json.dump());
+  // Before the body is read: a halted or draining lab refuses every run.
+  if (auto closed = runs_.Closed()) return AdmissionResponse(*closed);
+  auto request = ReadRunRequest(*spec, req.body);
+  if (auto* refusal = std::get_if<HttpResponse>(&request)) return std::move(*refusal);
   std::optional<std::string> key = req.Header("idempotency-key");
   if (key && (key->empty() || key->size() > 200)) {
     return Problem(400, "Invalid Idempotency-Key", "the key must be 1 to 200 characters",
                    {{"Idempotency-Key", "must be 1 to 200 characters"}});
   }
-  auto replay = [&](const IdempotencyRecord& rec) -> HttpResponse {
-    if (rec.body_hash != body_hash) {
+  auto admission = runs_.Admit(*spec, std::get<domain::RunRequest>(request), key,
+                               Actor{who.name, req.request_id});
+  return AdmissionResponse(admission);
+}
+
+HttpResponse Api::AdmissionResponse(const Admission& admission) {
+  using Outcome = Admission::Outcome;
+  switch (admission.outcome) {
+    case Outcome::kQueued: {
+      std::vector<StepRecord> no_steps;
+      auto r = JsonResponse(202, RunToJson(admission.run, &no_steps));
+      r.AddHeader("Location", "/runs/" + admission.run.id);
+      return r;
+    }
+    case Outcome::kReplayed: {
+      auto original = GetRun(admission.run_id);
+      original.AddHeader("Location", "/runs/" + admission.run_id);
+      return original;
+    }
+    case Outcome::kKeyReused:
       return Problem(
           422, "Idempotency key reused",
-          "this Idempotency-Key was used with a different request (run " + rec.run_id + ")");
-    }
-    auto original = GetRun(rec.run_id);
-    original.AddHeader("Location", "/runs/" + rec.run_id);
-    return original;
-  };
-  if (key) {
-    auto found = store_.FindIdempotencyKey(who.name, *key);
-    if (!found.ok()) return ProblemFor(found.error());
-    if (found->has_value()) return replay(**found);
+          "this Idempotency-Key was used with a different request (run " + admission.run_id + ")");
+    case Outcome::kHalted:
+      return Unavailable("Halted",
+                         "the lab is halted (" + admission.detail + "); DELETE /halt lifts it", 60);
+    case Outcome::kDraining:
+      return Unavailable("Shutting down", "the server is shutting down and accepts no new runs",
+                         10);
+    case Outcome::kQueueFull:
+      return Unavailable(
+          "Queue full",
+          "the run queue holds its maximum of " + admission.detail + " runs; retry later",
+          options_.retry_after_seconds);
+    case Outcome::kFailed:
+      break;
   }
-  if (!queue_.TryReserve()) {
-    metrics_.AdmissionRejected("queue_full");
-    auto r = Problem(503, "Queue full",
-                     "the run queue holds its maximum of " + std::to_string(queue_.capacity()) +
-                         " runs; retry later");
-    r.AddHeader("Retry-After", std::to_string(options_.retry_after_seconds));
-    return r;
-  }
-  RunRecord run;
-  run.id = NewRunId();
-  run.experiment = experiment;
-  run.request_json = request_json.dump();
-  auto inserted = store_.InsertQueued(run, Actor{who.name, req.request_id}, key, body_hash);
-  if (!inserted.ok()) {
-    queue_.CancelReservation();
-    if (key && inserted.error().code == domain::ErrorCode::kConflict) {  // a concurrent twin won
-      auto found = store_.FindIdempotencyKey(who.name, *key);
-      if (found.ok() && found->has_value()) return replay(**found);
-    }
-    return ProblemFor(inserted.error());
-  }
-  const auto locks = domain::LocksFor(*spec);
-  queue_.PushReserved(QueuedRun{inserted->id, experiment, locks.exclusive, locks.shared});
-  metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
-  std::vector<StepRecord> no_steps;
-  auto r = JsonResponse(202, RunToJson(*inserted, &no_steps));
-  r.AddHeader("Location", "/runs/" + inserted->id);
-  return r;
+  return ProblemFor(admission.error);
 }
 
 HttpResponse Api::ListRuns(const HttpRequest& req) {
@@ -269,45 +263,30 @@ HttpResponse Api::RunReport(const HttpRequest& req, const std::string& id) {
 }
 
 HttpResponse Api::CancelRun(const HttpRequest& req, const std::string& id, const Principal& who) {
-  Actor actor{who.name, req.request_id};
-  auto finished = [&](const RunRecord& r) {
-    return Problem(
-        409, "Run already finished",
-        "run " + id + " is " + std::string(domain::ToString(r.state)) + "; nothing to cancel");
-  };
-  // A run not yet finished is either waiting in the queue or claimed by the executor (a worker
-  // claims it under the queue's lock as it takes it), so one look at each settles it.
-  {
-    auto run = store_.Get(id);
-    if (!run.ok()) return ProblemFor(run.error());
-    if (!run->has_value()) return Problem(404, "Unknown run", "there is no run " + id);
-    const RunRecord& r = **run;
-    if (domain::IsTerminal(r.state)) return finished(r);
-    if (r.state == domain::RunState::kQueued && queue_.Remove(id)) {
-      RunTransition t;
-      t.to = domain::RunState::kCancelled;
-      t.error = "cancelled by " + who.name + " before it started";
-      t.audit_action = "run.cancelled";
-      auto done = store_.Transition(id, t, actor);
-      if (!done.ok()) return ProblemFor(done.error());
-      metrics_.SetQueueDepth(static_cast<double>(queue_.Depth()));
-      metrics_.RunFinished(r.experiment, "cancelled", "none", 0);
-      return JsonResponse(202, RunToJson(*done, nullptr));
-    }
-    if (executor_.Cancel(id, actor)) {
-      Json j = RunToJson(r, nullptr);
+  using Outcome = Cancellation::Outcome;
+  const auto cancel = runs_.Cancel(id, Actor{who.name, req.request_id});
+  switch (cancel.outcome) {
+    case Outcome::kCancelled:
+      return JsonResponse(202, RunToJson(*cancel.run, nullptr));
+    case Outcome::kRequested: {
+      Json j = RunToJson(*cancel.run, nullptr);
       j["cancel_requested"] = true;
       return JsonResponse(202, j);
     }
+    case Outcome::kFinished:
+      return Problem(409, "Run already finished",
+                     "run " + id + " is " + std::string(domain::ToString(cancel.run->state)) +
+                         "; nothing to cancel");
+    case Outcome::kUnknown:
+      return Problem(404, "Unknown run", "there is no run " + id);
+    case Outcome::kNotHere:
+      return Problem(409, "Cannot cancel now",
+                     "run " + id + " is neither queued nor running here (" +
+                         std::string(domain::ToString(cancel.run->state)) + ")");
+    case Outcome::kFailed:
+      break;
   }
-  // Neither waiting nor claimed: it finished between the first look and now.
-  auto now = store_.Get(id);
-  if (!now.ok()) return ProblemFor(now.error());
-  if (now->has_value() && domain::IsTerminal((*now)->state)) return finished(**now);
-  return Problem(409, "Cannot cancel now",
-                 "run " + id + " is neither queued nor running here (" +
-                     (now->has_value() ? std::string(domain::ToString((*now)->state)) : "gone") +
-                     ")");
+  return ProblemFor(cancel.error);
 }
 
 HttpResponse Api::RemoveArtifacts(const HttpRequest& req, const std::string& id,
