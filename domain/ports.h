@@ -34,7 +34,9 @@ class RunReporter {
  public:
   virtual ~RunReporter() = default;
   virtual void Step(std::string_view message) = 0;
-  virtual void Progress(double percent) = 0;  // 0..100 over the whole run
+  // 0..100 of the mode being run (RunMode) or of the cleanup; the server maps it into the run's
+  // whole 0..100 (server/runs/store_reporter.h).
+  virtual void Progress(double percent) = 0;
   // Recorded as it happens, so that cleanup after a crash or a cancel knows what exists.
   virtual void Created(std::string_view mode, const Artifact& artifact) = 0;
   // The pipeline's own signals while a run executes (API.md metric names without labels

@@ -56,7 +56,7 @@ class ProduceAfterCommit final : public ExperimentBase {
                  "after-commit-before-produce", "--failpoint-after", std::to_string(kill_after)});
     auto first =
         RunRole(ctx, mode, result, "command-service", args, "command-service#1", RoleWait(events));
-    Progress(ctx, mode == "failure" ? 15 : 60);
+    Progress(ctx, 30);
     if (!first.finished) return Inconclusive(std::move(result), "command-service did not finish");
     const std::int64_t after_crash =
         Count(result, **conn, "SELECT COUNT(*) FROM orders WHERE run_ns = ?", {ns});
@@ -115,7 +115,7 @@ class ProduceAfterCommit final : public ExperimentBase {
     result.details_json = details.dump();
     Step(ctx, mode + ": committed=" + std::to_string(committed) +
                   " read_back=" + std::to_string(ids.size()) + " lost=" + std::to_string(lost));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

@@ -40,7 +40,7 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     RunRole(ctx, mode, result, "outbox-relay",
             {"--ns", ns, "--topic", topic, "--idle-exit-ms", "1000"}, "outbox-relay#2",
             RoleWait(events));
-    Progress(ctx, mode == "failure" ? 20 : 70);
+    Progress(ctx, 40);
     const bool dedup = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
     const std::vector<std::string> consumer = {"--ns",    ns,    "--topic", topic,
                                                "--group", group, "--dedup", dedup ? "1" : "0",
@@ -83,7 +83,7 @@ class ConsumeWithoutDedup final : public ExperimentBase {
     }
     Step(ctx, mode + ": unique=" + std::to_string(unique) + " applied=" + std::to_string(applied) +
                   " duplicates=" + std::to_string(applied - unique));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

@@ -58,7 +58,7 @@ class CommitBeforeProcess final : public ExperimentBase {
       for (const auto& [name, n] : errors)
         Step(ctx, mode + ": " + std::to_string(n) + " deliveries failed: " + name);
     }
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
     const bool commit_first =
         mode == "failure" || domain::GetString(ctx.params, "practice") == "off";
     const std::vector<std::string> consumer = {
@@ -101,7 +101,7 @@ class CommitBeforeProcess final : public ExperimentBase {
             .dump();
     Step(ctx, mode + ": produced=" + std::to_string(produced) + " processed=" +
                   std::to_string(processed) + " lost=" + std::to_string(produced - processed));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

@@ -193,7 +193,7 @@ class CacheStampede final : public ExperimentBase {
                   " requests=" + std::to_string(requests.load()) +
                   " p99=" + std::to_string(Percentile(latencies, 0.99)) +
                   " ms errors=" + std::to_string(errors.load()));
-    Progress(ctx, naive ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

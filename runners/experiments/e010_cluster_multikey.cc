@@ -322,7 +322,6 @@ class ClusterMultiKey final : public ExperimentBase {
     const bool tagged = mode == "success" && practice;
     const int keys = static_cast<int>(domain::GetInt(ctx.params, "keys"));
     const int rounds = static_cast<int>(domain::GetInt(ctx.params, "rounds"));
-    const double base = mode == "failure" ? 0 : 50;
     const auto started = SteadyClock::now();
 
     const auto view = redis::ReadSettledClusterView(config_.redis_cluster_seeds, kTimeout,
@@ -346,8 +345,8 @@ class ClusterMultiKey final : public ExperimentBase {
                   " rounds of MSET, MGET, MULTI/EXEC, EVAL, DEL over " + std::to_string(keys) +
                   (tagged ? " hash-tagged keys" : " plain keys") + " each");
     Tally fresh;
-    if (auto s = RunRounds(ctx, **client, **reader, prefix, keys, rounds, tagged, fresh, base,
-                           mode == "failure" ? 50 : 25);
+    if (auto s = RunRounds(ctx, **client, **reader, prefix, keys, rounds, tagged, fresh, 0,
+                           mode == "failure" ? 100 : 50);
         !s)
       return Inconclusive(std::move(result), s.error().message);
     const std::int64_t fresh_moved = (*client)->moved();
@@ -380,7 +379,7 @@ class ClusterMultiKey final : public ExperimentBase {
       Step(ctx, mode + ": a client whose map points " + std::to_string(stale_slots) +
                     " slots at the wrong master runs the same rounds");
       if (auto s = RunRounds(ctx, **wrong, **reader, prefix + "stale:", keys, rounds, tagged, stale,
-                             75, 25);
+                             50, 50);
           !s)
         return Inconclusive(std::move(result), s.error().message);
       stale_moved = (*wrong)->moved();
@@ -469,7 +468,7 @@ class ClusterMultiKey final : public ExperimentBase {
                   std::to_string(CountOf(server, "MOVED")) +
                   " mismatched=" + std::to_string(sum(&Tally::values_mismatched)) +
                   " keys_left=" + std::to_string(*left));
-    Progress(ctx, base + 50);
+    Progress(ctx, 100);
     return result;
   }
 

@@ -168,7 +168,7 @@ class ReadCommitted final : public ExperimentBase {
     details["transactions"] = Summary(txns);
     details["zombie_commit_answer"] = zombie_answer;
     details["fence_init_ms"] = fence_ms;
-    Progress(ctx, mode == "failure" ? 25 : 75);
+    Progress(ctx, 50);
 
     // The end of the log: no transaction open (LSO = HWM) on any partition.
     PartitionOffsets hwm;
@@ -218,7 +218,7 @@ class ReadCommitted final : public ExperimentBase {
     stop_consumer();
     if (ctx.stop.stop_requested()) return finish("cancelled");
     if (!state.error.empty()) return finish("consumer: " + state.error);
-    Progress(ctx, mode == "failure" ? 35 : 85);
+    Progress(ctx, 70);
 
     // Read-backs with fresh consumers of both isolation levels.
     auto all = kafka::ReadTopic(config_.kafka_bootstrap, topic, partitions, "read_uncommitted",
@@ -309,7 +309,7 @@ class ReadCommitted final : public ExperimentBase {
     }
     details["partitions"] = per_partition;
     details["gap_sample"] = gap_sample;
-    Progress(ctx, mode == "failure" ? 45 : 95);
+    Progress(ctx, 90);
 
     // The side effects, counted in MariaDB.
     const std::int64_t applied =
@@ -399,7 +399,7 @@ class ReadCommitted final : public ExperimentBase {
                   " (markers " + std::to_string(gap_markers) + ", aborted records " +
                   std::to_string(gap_aborted) + ") reached_end=" + (reached_end ? "1" : "0") +
                   " catch_up_ms=" + std::to_string(state.catch_up_ms.value_or(-1)));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 
@@ -494,7 +494,7 @@ class ReadCommitted final : public ExperimentBase {
         return fail("commit_transaction", s.error());
       }
       if (auto s = record(n, abort ? kAborted : kCommitted); !s) return s;
-      Progress(ctx, (mode == "failure" ? 0 : 50) + 25.0 * (t + 1) / transactions);
+      Progress(ctx, 50.0 * (t + 1) / transactions);
     }
     return {};
   }

@@ -166,8 +166,7 @@ class LuaCacheDivergence final : public ExperimentBase {
       const std::string suffix = mode == "failure" ? "" : "_" + phase.name;
       Emit(result, provenance, suffix, tally, *outcome);
       details["phases"].push_back(PhaseDetails(phase, tally, *outcome));
-      Progress(ctx, (mode == "failure" ? 0 : 50) +
-                        50.0 * static_cast<double>(i + 1) / static_cast<double>(phases.size()));
+      Progress(ctx, 100.0 * static_cast<double>(i + 1) / static_cast<double>(phases.size()));
     }
     result.metrics["keys_compared"] = static_cast<double>(keys_compared);
     provenance["keys_compared"] = "read_back";

@@ -166,7 +166,7 @@ class CompatibilityGate final : public ExperimentBase {
     next_id += events;
     Step(ctx, mode + ": V1 registered (id " + std::to_string(id_v1) + "), subject rule " + rule +
                   ", " + std::to_string(*produced_v1) + " V1 records produced");
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     // The breaking V2: the compatibility check, then the producer's registration.
     auto check_breaking = Check(subject, kSchemaBreaking);
@@ -195,7 +195,7 @@ class CompatibilityGate final : public ExperimentBase {
                   (breaking->status == 200
                        ? ", " + std::to_string(produced_breaking) + " V2 records produced"
                        : ": " + breaking->body.substr(0, 300)));
-    Progress(ctx, mode == "failure" ? 20 : 70);
+    Progress(ctx, 40);
 
     // The compatible V2 the same way.
     auto check_compatible = Check(subject, kSchemaCompatible);
@@ -245,7 +245,7 @@ class CompatibilityGate final : public ExperimentBase {
         put("escape_decoded_v2", static_cast<double>(v2.decoded), "self_reported");
       }
     }
-    Progress(ctx, mode == "failure" ? 35 : 85);
+    Progress(ctx, 70);
 
     // The V1 consumer, then the independent counts.
     const std::int64_t produced = *produced_v1 + produced_breaking + produced_compatible;
@@ -326,7 +326,7 @@ class CompatibilityGate final : public ExperimentBase {
                   " v2_compatible=" + std::to_string(count_of(id_compatible)) +
                   "; V1 consumer decoded=" + std::to_string(consumed.decoded) +
                   " parse_failures=" + std::to_string(consumed.failures));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

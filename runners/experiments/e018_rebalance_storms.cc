@@ -71,7 +71,7 @@ class RebalanceStorms final : public ExperimentBase {
                   (tuned ? "cooperative-sticky + static membership, batches of 20"
                          : "eager (range), batches of up to 300") +
                   ", " + std::to_string(process_ms) + " ms per event");
-    Progress(ctx, mode == "failure" ? 5 : 55);
+    Progress(ctx, 10);
 
     const auto start = SteadyClock::now();
     const auto drained =
@@ -212,8 +212,7 @@ class RebalanceStorms final : public ExperimentBase {
         [&] {
           const auto distinct = TryCount(
               conn, "SELECT COUNT(DISTINCT event_id) FROM side_effect WHERE run_ns = ?", {ns});
-          Progress(ctx, (mode == "failure" ? 5 : 55) +
-                            40.0 * static_cast<double>(distinct) / std::max(1, events));
+          Progress(ctx, 10 + 80.0 * static_cast<double>(distinct) / std::max(1, events));
           return distinct >= events && admin && CommittedToEnd(**admin, topic, group);
         },
         limit, ctx.stop, 500ms);
@@ -320,7 +319,7 @@ class RebalanceStorms final : public ExperimentBase {
                   std::to_string(sum.revoked) + " partitions revoked, " +
                   std::to_string(sum.commit_failures) + " failed commits; drained in " +
                   std::to_string(static_cast<int>(drain_ms)) + " ms");
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

@@ -113,7 +113,7 @@ class ControlledBackfill final : public ExperimentBase {
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
     Step(ctx, mode + ": " + std::to_string(s.rows) + " rows seeded" +
                   (s.controlled ? ", " + std::to_string(s.shards) + " checkpoint shards" : ""));
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     // The live load, from outside the backfill: random rows of the range being backfilled.
     std::atomic<std::int64_t> acked{0};
@@ -156,7 +156,7 @@ class ControlledBackfill final : public ExperimentBase {
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
     if (!bf.failed.empty()) return Inconclusive(std::move(result), bf.failed);
     if (!after) return Inconclusive(std::move(result), "mysql: " + after.error().message);
-    Progress(ctx, mode == "failure" ? 40 : 95);
+    Progress(ctx, 85);
 
     return Evaluate(ctx, mode, std::move(result), **conn, ns, s, load, from_ms, to_ms, *before,
                     *after, bf, acked.load());
@@ -439,7 +439,7 @@ class ControlledBackfill final : public ExperimentBase {
                   std::to_string(static_cast<std::int64_t>(at(2))) + ", doubles " +
                   std::to_string(static_cast<std::int64_t>(at(3))) + "; row lock waits " +
                   std::to_string(after.waits - before.waits));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

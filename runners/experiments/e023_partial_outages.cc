@@ -366,7 +366,7 @@ class PartialOutagesExperiment final : public ServiceExperiment {
     // Every item read once: the cache is warm before the first outage.
     for (std::int64_t i = 1; i <= items && !ctx.stop.stop_requested(); ++i)
       (void)HttpCall("GET", svc->BaseUrl() + "/item?id=" + std::to_string(i), 2000ms);
-    Progress(ctx, mode == "failure" ? 5 : 55);
+    Progress(ctx, 10);
 
     ShopLoad load(svc->BaseUrl(), static_cast<int>(clients), Ms(client_timeout_ms), items,
                   write_every);
@@ -439,7 +439,7 @@ class PartialOutagesExperiment final : public ServiceExperiment {
                                                     : "kafka_errors";
         o.service_errors = JsonNumber(*after, key) - JsonNumber(*before, key);
       }
-      Progress(ctx, (mode == "failure" ? 10 : 60) + 10 * static_cast<double>(k));
+      Progress(ctx, 20 + 20 * static_cast<double>(k));
       SleepFor(Ms(gap_ms), ctx.stop);
     }
     const std::int64_t end_ms = service::EpochMs();
@@ -602,7 +602,7 @@ class PartialOutagesExperiment final : public ServiceExperiment {
                   std::to_string(rec.acked) + ", in db " + std::to_string(rec.committed) +
                   ", in topic " + std::to_string(rec.published) + ", lost " +
                   std::to_string(rec.lost));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return "";
   }
 };

@@ -207,8 +207,7 @@ class CouponOversell final : public ExperimentBase {
            {"redis_keys",
             ph.variant == Variant::kRedis ? Json{ph.stock_key, ph.users_key} : Json::array()},
            {"series", o.series}});
-      Progress(ctx, (mode == "failure" ? 0 : 50) +
-                        50.0 * static_cast<double>(i + 1) / static_cast<double>(phases.size()));
+      Progress(ctx, 100.0 * static_cast<double>(i + 1) / static_cast<double>(phases.size()));
     }
     details["provenance"] = provenance;
     result.details_json = details.dump();

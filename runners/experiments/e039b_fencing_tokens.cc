@@ -105,8 +105,7 @@ class FencingTokens final : public LockScenarios {
                     " writes accepted/refused=" + std::to_string(out.writes_accepted) + "/" +
                     std::to_string(out.writes_refused) +
                     (out.inconclusive.empty() ? "" : " (" + out.inconclusive + ")"));
-      Progress(ctx, (mode == "failure" ? 0 : 50) +
-                        50.0 * static_cast<double>(i + 1) / static_cast<double>(names.size()));
+      Progress(ctx, 100.0 * static_cast<double>(i + 1) / static_cast<double>(names.size()));
     }
     auto writes = ReadWrites(**db, ns);
     if (!writes) return Inconclusive(std::move(result), "fenced_write: " + writes.error().message);

@@ -116,7 +116,7 @@ class OnlineResharding final : public ExperimentBase {
     threads.clear();
     if (!moved) return Inconclusive(std::move(result), moved.error().message);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
-    Progress(ctx, mode == "failure" ? 40 : 90);
+    Progress(ctx, 80);
 
     const auto errors_after = RedirectCounters(plan->nodes);
     if (!errors_after) return Inconclusive(std::move(result), errors_after.error().message);
@@ -126,7 +126,7 @@ class OnlineResharding final : public ExperimentBase {
     Report(ctx, mode, result, tallies, moves, *lost, errors_after->first - errors_before->first,
            errors_after->second - errors_before->second,
            view.topology == *baseline && view.problems.empty(), aware);
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

@@ -67,7 +67,7 @@ class FailoverDrill final : public ExperimentBase {
       return Inconclusive(std::move(result), s.error().message);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
     WriteMany(**writer, tag, "c", writes, wait, d.writes);
-    Progress(ctx, mode == "failure" ? 15 : 65);
+    Progress(ctx, 30);
     if (auto s = FailOver(ctx, mode, result, *pair, **writer, tag, wait, d); !s)
       return Inconclusive(std::move(result), s.error().message);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
@@ -75,7 +75,7 @@ class FailoverDrill final : public ExperimentBase {
     if (!lost) return Inconclusive(std::move(result), "read back: " + lost.error().message);
     d.restored = Restore(ctx, mode, *pair, *baseline);
     Report(ctx, mode, result, d, *lost, *pair, wait);
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

@@ -206,7 +206,7 @@ class ReconnectStorm final : public ExperimentBase {
     Step(ctx, mode + ": " + std::to_string(steady) + " connections steady (" +
                   (immediate ? "immediate reconnect" : "backoff with full jitter") + ")");
     SleepFor(1000ms, ctx.stop);  // steady state, and the kill in a later second than the connects
-    Progress(ctx, mode == "failure" ? 15 : 65);
+    Progress(ctx, 30);
 
     Sampler sampler(config_, name, clients);
     sampler.Start();
@@ -241,7 +241,7 @@ class ReconnectStorm final : public ExperimentBase {
     Evidence(ctx, mode, result, sampler, totals, clients, kill_us, run_id_before,
              immediate ? "immediate reconnect, again at once on failure"
                        : "exponential backoff with full jitter, base 50 ms, cap 2000 ms");
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

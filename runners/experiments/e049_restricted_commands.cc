@@ -162,7 +162,7 @@ class RestrictedCommands final : public ExperimentBase {
     auto gate = WatchWorkload(ctx, prefix + "gate:", rewritten);
     if (!gate) return Inconclusive(std::move(result), "gate: " + gate.error().message);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
-    Progress(ctx, mode == "failure" ? 25 : 75);
+    Progress(ctx, 50);
 
     // The managed service: the same workload as the restricted user.
     const std::string user = "lab_" + SafeName(ctx.ns) + "_" + mode;
@@ -179,7 +179,7 @@ class RestrictedCommands final : public ExperimentBase {
     if (!acl_log) return Inconclusive(std::move(result), "ACL LOG: " + acl_log.error().message);
 
     Report(ctx, mode, result, *gate, *restricted, *acl_log, user, rewritten);
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 

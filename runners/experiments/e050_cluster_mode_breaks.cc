@@ -525,7 +525,6 @@ class ClusterModeBreaks final : public ExperimentBase {
     const std::string prefix = RedisPrefix(ctx, mode);
     const bool practice = domain::GetString(ctx.params, "practice") != "off";
     const bool rewritten = mode == "success" && practice;
-    const double base = mode == "failure" ? 0 : 50;
     const auto started = SteadyClock::now();
 
     const auto view = redis::ReadSettledClusterView(config_.redis_cluster_seeds, kTimeout,
@@ -543,7 +542,7 @@ class ClusterModeBreaks final : public ExperimentBase {
     auto standalone = RunStandalone(prefix, rewritten);
     if (!standalone)
       return Inconclusive(std::move(result), "standalone: " + standalone.error().message);
-    Progress(ctx, base + 20);
+    Progress(ctx, 40);
     if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
 
     Step(ctx, mode + ": " + workload +
@@ -552,7 +551,7 @@ class ClusterModeBreaks final : public ExperimentBase {
                   masters.front() + ")");
     auto cluster = RunCluster(prefix, rewritten, masters);
     if (!cluster) return Inconclusive(std::move(result), "cluster: " + cluster.error().message);
-    Progress(ctx, base + 50);
+    Progress(ctx, 100);
 
     auto& m = result.metrics;
     m["operations"] = static_cast<double>(cluster->outcomes.size());

@@ -78,7 +78,7 @@ class CallerRuns final : public ServiceExperiment {
                   (anti ? "caller-runs" : "abort + bulkhead " + std::to_string(bulkhead)) +
                   ", workers " + std::to_string(workers) + ", queue " + std::to_string(queue) +
                   "); health probe every 20 ms");
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     Prober prober(service->BaseUrl() + "/healthz", kProbeInterval, kProbeTimeout);
     prober.Start();
@@ -197,7 +197,7 @@ class CallerRuns final : public ServiceExperiment {
                           "the flood did not saturate the pool: no caller-runs and no rejection "
                           "(raise clients or work_ms)");
     }
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

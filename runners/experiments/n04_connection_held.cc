@@ -177,7 +177,7 @@ class ConnectionHeld final : public ServiceExperiment {
                   std::to_string(pool_timeout_ms) + " ms, dependency +" +
                   std::to_string(latency_ms) + " ms (toxic); " +
                   (anti ? "transaction around the call" : "call outside the transaction"));
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     IdleTxSampler sampler(MysqlSettings(), service->process.pid());
     sampler.Start();
@@ -300,7 +300,7 @@ class ConnectionHeld final : public ServiceExperiment {
               std::to_string(static_cast<std::int64_t>(min_ok_ms)) + " ms");
     }
     if (load.requests == 0) return Inconclusive(std::move(result), "no request was sent");
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

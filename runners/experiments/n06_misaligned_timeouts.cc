@@ -86,7 +86,7 @@ class MisalignedTimeouts final : public ServiceExperiment {
                   std::to_string(attempt_ms) + " ms (" +
                   (anti ? "deadline ignored" : "deadline propagated") + "), dependency +" +
                   std::to_string(latency_ms) + " ms (toxic)");
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     LoadSpec spec;
     spec.base_url = service->BaseUrl();
@@ -221,7 +221,7 @@ class MisalignedTimeouts final : public ServiceExperiment {
     if (gave_up == 0) {
       return Inconclusive(std::move(result), "no client gave up: nothing to leave zombie work");
     }
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

@@ -340,7 +340,7 @@ class OutboxOutage final : public ExperimentBase {
     std::vector<std::string> addresses;
     for (const auto& [id, addr] : brokers) addresses.push_back(addr);
     OutageSampler sampler(MysqlSettings(), ns, outbox, addresses);
-    Progress(ctx, mode == "failure" ? 5 : 55);
+    Progress(ctx, 10);
 
     // The writer offers `rate` commands/s until SIGTERM; its cap is never meant to be reached.
     const std::int64_t before = std::max<std::int64_t>(50, rate);
@@ -399,7 +399,7 @@ class OutboxOutage final : public ExperimentBase {
       if (!out.empty()) return out;
     }
     details["stop_ms"] = MsSince(stop_issued);
-    Progress(ctx, mode == "failure" ? 15 : 65);
+    Progress(ctx, 30);
 
     // 3. The fault fired: every broker's port refuses connections.
     bool all_refused = WaitUntil(
@@ -447,7 +447,7 @@ class OutboxOutage final : public ExperimentBase {
     const double restart_ms = MsSince(restart_issued);
     result.metrics["restart_ms"] = restart_ms;
     result.metrics["outage_ms"] = MsSince(stop_issued);
-    Progress(ctx, mode == "failure" ? 35 : 85);
+    Progress(ctx, 70);
 
     // 7. The relay drains the backlog.
     bool drained = true;
@@ -618,7 +618,7 @@ class OutboxOutage final : public ExperimentBase {
                   std::to_string(during) + " read_back=" + std::to_string(seen.size()) +
                   " lost=" + std::to_string(lost) + " duplicates=" + std::to_string(duplicates) +
                   (outbox ? " peak_backlog=" + std::to_string(summary.peak_backlog) : ""));
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return "";
   }
 

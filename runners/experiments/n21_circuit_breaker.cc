@@ -325,7 +325,7 @@ class CircuitBreakerExperiment final : public ServiceExperiment {
     sampler.Start();
     load.Start();
     SleepFor(Ms(baseline_s * 1000), ctx.stop);
-    Progress(ctx, mode == "failure" ? 10 : 60);
+    Progress(ctx, 20);
 
     auto before = GetJson(*downstream, "/stats");
     // The baseline ends before the toxic is asked for: a request still in flight when it takes
@@ -355,7 +355,7 @@ class CircuitBreakerExperiment final : public ServiceExperiment {
       }
     }
     auto during = GetJson(*downstream, "/stats");
-    Progress(ctx, mode == "failure" ? 30 : 80);
+    Progress(ctx, 60);
     if (fault_error.empty()) SleepFor(Ms(after_s * 1000), ctx.stop);
     const std::int64_t end_ms = service::EpochMs();
     load.Stop();
@@ -568,7 +568,7 @@ class CircuitBreakerExperiment final : public ServiceExperiment {
                   std::to_string(static_cast<std::int64_t>(downstream_during)) + ", opened " +
                   std::to_string(opened) + ", recovery " +
                   std::to_string(static_cast<std::int64_t>(m["recovery_ms"])) + " ms");
-    Progress(ctx, mode == "failure" ? 50 : 100);
+    Progress(ctx, 100);
     return result;
   }
 };

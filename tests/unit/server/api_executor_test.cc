@@ -12,6 +12,7 @@
 #include "server/json_codec.h"
 #include "server/metrics/run_telemetry.h"
 #include "server/runs/cleanup_retrier.h"
+#include "server/runs/store_reporter.h"
 #include "server/runs/worker_pool.h"
 #include "tests/unit/server/test_support.h"
 
@@ -221,6 +222,26 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Api> api_;
   int requests_ = 0;
 };
+
+// The progress contract (domain::RunReporter::Progress): a runner reports 0..100 of the mode it
+// runs; the run's progress is that mode's share of the whole run.
+TEST_F(ApiTest, ProgressIsTheModesShareOfTheRun) {
+  RunRecord rec;
+  rec.id = "rprogress";
+  rec.experiment = "E-001";
+  ASSERT_TRUE(store_->InsertQueued(rec, Actor{"test", ""}, std::nullopt, "h").ok());
+  StoreReporter reporter(*store_, telemetry_, "rprogress");
+  auto progress = [&] { return (*store_->Get("rprogress"))->progress; };
+  reporter.SetWindow(0, 50, "failure");  // the first of two modes
+  reporter.Progress(100);
+  EXPECT_DOUBLE_EQ(progress(), 50);
+  reporter.SetWindow(50, 100, "success");
+  EXPECT_DOUBLE_EQ(progress(), 50) << "a new mode starts where the last one ended";
+  reporter.Progress(40);
+  EXPECT_DOUBLE_EQ(progress(), 70);
+  reporter.Progress(250);
+  EXPECT_DOUBLE_EQ(progress(), 100) << "beyond 100 is the mode's end";
+}
 
 // The verdict depends on the data: the same experiment is confirmed, then refuted, then
 // inconclusive as only the runner's metrics change.
