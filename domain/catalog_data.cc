@@ -26,29 +26,6 @@ ParameterSpec Enum(std::string name, std::string def, std::vector<std::string> c
           std::move(description), std::move(choices)};
 }
 
-Condition Cmp(std::string mode, std::string metric, CompareOp op, double value,
-              Verdict when_false = Verdict::kRefuted) {
-  Condition c;
-  c.mode = std::move(mode);
-  c.metric = std::move(metric);
-  c.op = op;
-  c.value = value;
-  c.when_false = when_false;
-  return c;
-}
-
-Condition Ratio(std::string mode, std::string metric, CompareOp op, double factor,
-                std::string rhs_mode, std::string rhs_metric) {
-  Condition c;
-  c.mode = std::move(mode);
-  c.metric = std::move(metric);
-  c.op = op;
-  c.factor = factor;
-  c.rhs_mode = std::move(rhs_mode);
-  c.rhs_metric = std::move(rhs_metric);
-  return c;
-}
-
 constexpr auto kGt = CompareOp::kGreater;
 constexpr auto kGe = CompareOp::kGreaterEqual;
 constexpr auto kEq = CompareOp::kEqual;
@@ -88,7 +65,7 @@ std::vector<ExperimentSpec> Build() {
        {Int("timeout_ms", 2000, 100, 10000, "ms", "how long to wait for each part")},
        {},
        {},
-       {Cmp("check", "unreachable", kEq, 0, kInc)},
+       {Compare("check", "unreachable", kEq, 0, kInc)},
        30});
 
   c.push_back(
@@ -117,12 +94,12 @@ std::vector<ExperimentSpec> Build() {
         Int("partitions", 3, 1, 24, "partitions", "partitions of the event topic"), Practice()},
        {kPartKafka, kPartMysql, kPartRedis},
        {},
-       {Cmp("success", "commands", kGt, 0, kInc),
+       {Compare("success", "commands", kGt, 0, kInc),
         // The outbox holds one row per command the command-services say they committed.
-        Ratio("success", "commands", kEq, 1, "success", "commands_committed"),
-        Ratio("success", "applied", kEq, 1, "success", "commands"),
-        Cmp("success", "duplicates", kEq, 0), Cmp("success", "mismatches", kEq, 0),
-        Cmp("success", "stale_reads", kEq, 0)},
+        CompareRatio("success", "commands", kEq, 1, "success", "commands_committed"),
+        CompareRatio("success", "applied", kEq, 1, "success", "commands"),
+        Compare("success", "duplicates", kEq, 0), Compare("success", "mismatches", kEq, 0),
+        Compare("success", "stale_reads", kEq, 0)},
        120});
 
   c.push_back(
@@ -145,9 +122,9 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "crashed", kEq, 1, kInc), Cmp("success", "crashed", kEq, 1, kInc),
-        Cmp("failure", "lost", kGt, 0), Cmp("success", "lost", kEq, 0),
-        Cmp("success", "committed", kGt, 0, kInc)},
+       {Compare("failure", "crashed", kEq, 1, kInc), Compare("success", "crashed", kEq, 1, kInc),
+        Compare("failure", "lost", kGt, 0), Compare("success", "lost", kEq, 0),
+        Compare("success", "committed", kGt, 0, kInc)},
        120});
 
   c.push_back(
@@ -169,34 +146,37 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "relay_killed", kEq, 1, kInc), Cmp("success", "relay_killed", kEq, 1, kInc),
-        Cmp("failure", "consumer_killed", kEq, 1, kInc),
-        Cmp("success", "consumer_killed", kEq, 1, kInc), Cmp("failure", "duplicates", kGt, 0),
-        Cmp("success", "duplicates", kEq, 0), Cmp("success", "unique", kGt, 0, kInc)},
+       {Compare("failure", "relay_killed", kEq, 1, kInc),
+        Compare("success", "relay_killed", kEq, 1, kInc),
+        Compare("failure", "consumer_killed", kEq, 1, kInc),
+        Compare("success", "consumer_killed", kEq, 1, kInc),
+        Compare("failure", "duplicates", kGt, 0), Compare("success", "duplicates", kEq, 0),
+        Compare("success", "unique", kGt, 0, kInc)},
        120});
 
-  c.push_back({"E-004",
-               "Committing the offset before processing loses work",
-               "core",
-               "commit-then-process loses the in-flight batch on a crash; process-then-commit with "
-               "idempotency does not",
-               "a consumer commits offsets before applying a batch and is killed mid-batch; the "
-               "other mode applies, records processed_event, then commits",
-               "produced counts records in the topic; processed counts distinct events applied in "
-               "MySQL; lost = produced - processed; consumer_killed is 1 when waitpid saw the "
-               "first consumer killed by SIGKILL at its failpoint. practice=off: the success "
-               "mode commits before processing too",
-               {Failure("commit offset, then process; killed mid-batch"),
-                Success("process, record processed_event, then commit")},
-               {Events(500, 100000), Int("batch", 50, 1, 5000, "records", "records per poll batch"),
-                Int("kill_after", 120, 1, 100000, "events", "the consumer dies after this many"),
-                Practice()},
-               {kPartKafka, kPartMysql},
-               {},
-               {Cmp("failure", "consumer_killed", kEq, 1, kInc),
-                Cmp("success", "consumer_killed", kEq, 1, kInc), Cmp("failure", "lost", kGt, 0),
-                Cmp("success", "lost", kEq, 0), Cmp("success", "produced", kGt, 0, kInc)},
-               120});
+  c.push_back(
+      {"E-004",
+       "Committing the offset before processing loses work",
+       "core",
+       "commit-then-process loses the in-flight batch on a crash; process-then-commit with "
+       "idempotency does not",
+       "a consumer commits offsets before applying a batch and is killed mid-batch; the "
+       "other mode applies, records processed_event, then commits",
+       "produced counts records in the topic; processed counts distinct events applied in "
+       "MySQL; lost = produced - processed; consumer_killed is 1 when waitpid saw the "
+       "first consumer killed by SIGKILL at its failpoint. practice=off: the success "
+       "mode commits before processing too",
+       {Failure("commit offset, then process; killed mid-batch"),
+        Success("process, record processed_event, then commit")},
+       {Events(500, 100000), Int("batch", 50, 1, 5000, "records", "records per poll batch"),
+        Int("kill_after", 120, 1, 100000, "events", "the consumer dies after this many"),
+        Practice()},
+       {kPartKafka, kPartMysql},
+       {},
+       {Compare("failure", "consumer_killed", kEq, 1, kInc),
+        Compare("success", "consumer_killed", kEq, 1, kInc), Compare("failure", "lost", kGt, 0),
+        Compare("success", "lost", kEq, 0), Compare("success", "produced", kGt, 0, kInc)},
+       120});
 
   c.push_back(
       {"E-005",
@@ -216,9 +196,9 @@ std::vector<ExperimentSpec> Build() {
              "how the consumer deduplicates replayed events (none flips the practice)")},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("success", "dlq", kGt, 0, kInc),
-        Ratio("success", "final_applied", kEq, 1, "success", "total"),
-        Cmp("success", "duplicates", kEq, 0)},
+       {Compare("success", "dlq", kGt, 0, kInc),
+        CompareRatio("success", "final_applied", kEq, 1, "success", "total"),
+        Compare("success", "duplicates", kEq, 0)},
        120});
 
   c.push_back(
@@ -245,9 +225,10 @@ std::vector<ExperimentSpec> Build() {
             "how long to wait for lag 0 after the producer stops")},
        {kPartKafka, kPartRegistry},
        {},
-       {Cmp("failure", "records_v2", kGt, 0, kInc), Cmp("success", "records_v2", kGt, 0, kInc),
-        Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "parse_failures", kEq, 0),
-        Cmp("success", "final_lag", kEq, 0)},
+       {Compare("failure", "records_v2", kGt, 0, kInc),
+        Compare("success", "records_v2", kGt, 0, kInc),
+        Compare("failure", "parse_failures", kGt, 0), Compare("success", "parse_failures", kEq, 0),
+        Compare("success", "final_lag", kEq, 0)},
        120});
 
   c.push_back(
@@ -265,11 +246,11 @@ std::vector<ExperimentSpec> Build() {
        {Int("records", 10, 1, 10000, "records", "records in the open transaction")},
        {kPartKafka},
        {},
-       {Cmp("success", "visible_committed_open", kEq, 0),
-        Cmp("success", "visible_uncommitted_open", kGt, 0, kInc),
+       {Compare("success", "visible_committed_open", kEq, 0),
+        Compare("success", "visible_uncommitted_open", kGt, 0, kInc),
         // Without an acknowledged plain record the run shows nothing about later records.
-        Cmp("success", "plain_acked", kGt, 0, kInc),
-        Ratio("success", "visible_committed_after", kEq, 1, "success", "expected_after")},
+        Compare("success", "plain_acked", kGt, 0, kInc),
+        CompareRatio("success", "visible_committed_after", kEq, 1, "success", "expected_after")},
        90});
 
   c.push_back(
@@ -293,10 +274,10 @@ std::vector<ExperimentSpec> Build() {
        {},
        // 0 >= 10 x 0 holds: a naive mode whose loads all failed shows no stampede, and
        // a defended mode whose clients failed read less for the wrong reason.
-       {Cmp("failure", "db_reads", kGt, 0, kInc), Cmp("success", "db_reads", kGt, 0, kInc),
-        Cmp("success", "errors", kEq, 0, kInc),
-        Ratio("failure", "db_reads", kGe, 10, "success", "db_reads"),
-        Ratio("success", "db_reads_per_expiry", kLe, 1, "success", "instances")},
+       {Compare("failure", "db_reads", kGt, 0, kInc), Compare("success", "db_reads", kGt, 0, kInc),
+        Compare("success", "errors", kEq, 0, kInc),
+        CompareRatio("failure", "db_reads", kGe, 10, "success", "db_reads"),
+        CompareRatio("success", "db_reads_per_expiry", kLe, 1, "success", "instances")},
        120});
 
   c.push_back(
@@ -323,9 +304,9 @@ std::vector<ExperimentSpec> Build() {
        {Events(2000, 200000), Practice()},
        {kPartKafka},
        {kLockKafkaBrokers},
-       {Cmp("failure", "acknowledged", kGt, 0, kInc), Cmp("failure", "lost_acked", kGt, 0),
-        Cmp("success", "acknowledged", kGt, 0, kInc), Cmp("success", "lost_acked", kEq, 0),
-        Cmp("success", "rejected_isr", kGt, 0)},
+       {Compare("failure", "acknowledged", kGt, 0, kInc), Compare("failure", "lost_acked", kGt, 0),
+        Compare("success", "acknowledged", kGt, 0, kInc), Compare("success", "lost_acked", kEq, 0),
+        Compare("success", "rejected_isr", kGt, 0)},
        180});
 
   c.push_back(
@@ -358,10 +339,10 @@ std::vector<ExperimentSpec> Build() {
         Int("readers", 2, 0, 32, "threads", "concurrent readers through the cache"), Practice()},
        {kPartMysql, kPartRedis},
        {},
-       {Cmp("failure", "keys_compared", kGt, 0, kInc), Cmp("failure", "mismatches", kGt, 0),
-        Cmp("success", "keys_compared", kGt, 0, kInc),
-        Cmp("success", "mismatches_invalidate", kEq, 0),
-        Cmp("success", "mismatches_versioned", kEq, 0)},
+       {Compare("failure", "keys_compared", kGt, 0, kInc), Compare("failure", "mismatches", kGt, 0),
+        Compare("success", "keys_compared", kGt, 0, kInc),
+        Compare("success", "mismatches_invalidate", kEq, 0),
+        Compare("success", "mismatches_versioned", kEq, 0)},
        90});
 
   c.push_back(
@@ -385,11 +366,12 @@ std::vector<ExperimentSpec> Build() {
             "(unsafe_unlock takes at least two contenders)")},
        {kPartMysql, kPartRedis},
        {},
-       {Cmp("failure", "holder_paused", kEq, 1, kInc),
-        Cmp("failure", "holder_killed", kEq, 1, kInc), Cmp("failure", "overlaps_pause", kGt, 0),
-        Cmp("failure", "overlaps_unsafe_unlock", kGt, 0),
-        Cmp("failure", "overlaps_timeout_retry", kGt, 0),
-        Cmp("failure", "overlaps_crash_restart", kGt, 0)},
+       {Compare("failure", "holder_paused", kEq, 1, kInc),
+        Compare("failure", "holder_killed", kEq, 1, kInc),
+        Compare("failure", "overlaps_pause", kGt, 0),
+        Compare("failure", "overlaps_unsafe_unlock", kGt, 0),
+        Compare("failure", "overlaps_timeout_retry", kGt, 0),
+        Compare("failure", "overlaps_crash_restart", kGt, 0)},
        90});
 
   c.push_back(
@@ -416,12 +398,13 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartMysql, kPartRedis},
        {},
-       {Cmp("failure", "holder_paused", kEq, 1, kInc),
-        Cmp("success", "holder_paused", kEq, 1, kInc),
-        Cmp("failure", "stale_writes_accepted", kGt, 0),
-        Cmp("success", "stale_writes_attempted", kGt, 0, kInc),
-        Cmp("success", "stale_writes_refused", kGt, 0),
-        Cmp("success", "stale_writes_accepted", kEq, 0), Cmp("success", "foreign_unlocks", kEq, 0)},
+       {Compare("failure", "holder_paused", kEq, 1, kInc),
+        Compare("success", "holder_paused", kEq, 1, kInc),
+        Compare("failure", "stale_writes_accepted", kGt, 0),
+        Compare("success", "stale_writes_attempted", kGt, 0, kInc),
+        Compare("success", "stale_writes_refused", kGt, 0),
+        Compare("success", "stale_writes_accepted", kEq, 0),
+        Compare("success", "foreign_unlocks", kEq, 0)},
        90});
 
   c.push_back(
@@ -448,10 +431,11 @@ std::vector<ExperimentSpec> Build() {
         Int("clients", 4, 1, 32, "clients", "client threads"), Practice()},
        {kPartRedisCluster},
        {kLockRedisCluster},
-       {Cmp("failure", "slots_migrated", kGt, 0, kInc),
-        Cmp("success", "slots_migrated", kGt, 0, kInc), Cmp("success", "ask_server", kGt, 0, kInc),
-        Cmp("failure", "client_errors", kGt, 0), Cmp("success", "client_errors", kEq, 0),
-        Cmp("success", "keys_lost", kEq, 0), Cmp("failure", "keys_lost", kEq, 0)},
+       {Compare("failure", "slots_migrated", kGt, 0, kInc),
+        Compare("success", "slots_migrated", kGt, 0, kInc),
+        Compare("success", "ask_server", kGt, 0, kInc), Compare("failure", "client_errors", kGt, 0),
+        Compare("success", "client_errors", kEq, 0), Compare("success", "keys_lost", kEq, 0),
+        Compare("failure", "keys_lost", kEq, 0)},
        90});
 
   c.push_back(
@@ -478,10 +462,12 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartRedisCluster},
        {kLockRedisCluster},
-       {Cmp("failure", "master_killed", kEq, 1, kInc), Cmp("failure", "promoted", kEq, 1, kInc),
-        Cmp("success", "master_killed", kEq, 1, kInc), Cmp("success", "promoted", kEq, 1, kInc),
-        Cmp("success", "not_durable", kGt, 0, kInc), Cmp("failure", "lost_durable", kGt, 0),
-        Cmp("success", "lost_durable", kEq, 0)},
+       {Compare("failure", "master_killed", kEq, 1, kInc),
+        Compare("failure", "promoted", kEq, 1, kInc),
+        Compare("success", "master_killed", kEq, 1, kInc),
+        Compare("success", "promoted", kEq, 1, kInc),
+        Compare("success", "not_durable", kGt, 0, kInc), Compare("failure", "lost_durable", kGt, 0),
+        Compare("success", "lost_durable", kEq, 0)},
        120});
 
   c.push_back(
@@ -509,11 +495,13 @@ std::vector<ExperimentSpec> Build() {
         Int("down_ms", 2000, 500, 30000, "ms", "how long Redis stays down"), Practice()},
        {kPartRedis},
        {kLockRedisServer},
-       {Cmp("failure", "redis_down_ms", kGt, 0, kInc),
-        Cmp("success", "redis_down_ms", kGt, 0, kInc),
-        Ratio("failure", "peak_attempts_per_s", kGe, 3, "success", "peak_attempts_per_s"),
-        Ratio("failure", "accepted_after_restart", kGe, 3, "success", "accepted_after_restart"),
-        Cmp("failure", "peak_accepted_per_s", kGt, 0, kInc), Cmp("success", "unserved", kEq, 0)},
+       {Compare("failure", "redis_down_ms", kGt, 0, kInc),
+        Compare("success", "redis_down_ms", kGt, 0, kInc),
+        CompareRatio("failure", "peak_attempts_per_s", kGe, 3, "success", "peak_attempts_per_s"),
+        CompareRatio("failure", "accepted_after_restart", kGe, 3, "success",
+                     "accepted_after_restart"),
+        Compare("failure", "peak_accepted_per_s", kGt, 0, kInc),
+        Compare("success", "unserved", kEq, 0)},
        90});
 
   c.push_back(
@@ -536,8 +524,8 @@ std::vector<ExperimentSpec> Build() {
         Int("keys", 50000, 1000, 2000000, "keys", "keys the slow KEYS walks")},
        {kPartRedis},
        {kLockRedisServer},
-       {Cmp("check", "slow_injected", kGt, 0, kInc), Cmp("check", "p99_factor", kGe, 5),
-        Cmp("check", "latency_events", kGt, 0), Cmp("check", "culprit_named", kEq, 1)},
+       {Compare("check", "slow_injected", kGt, 0, kInc), Compare("check", "p99_factor", kGe, 5),
+        Compare("check", "latency_events", kGt, 0), Compare("check", "culprit_named", kEq, 1)},
        90});
 
   c.push_back(
@@ -565,11 +553,13 @@ std::vector<ExperimentSpec> Build() {
         Int("payload_bytes", 512, 16, 65536, "bytes", "size of each message"), Practice()},
        {kPartRedis},
        {kLockRedisServer},
-       {Cmp("failure", "published", kGt, 0, kInc), Cmp("failure", "disconnected", kEq, 1, kInc),
-        Cmp("failure", "lost", kGt, 0), Cmp("success", "published", kGt, 0, kInc),
-        Cmp("success", "consumer_killed", kEq, 1, kInc),
-        Cmp("success", "pending_of_killed", kGt, 0, kInc), Cmp("success", "reclaimed", kGt, 0),
-        Cmp("success", "lost", kEq, 0), Cmp("success", "pending_after", kEq, 0)},
+       {Compare("failure", "published", kGt, 0, kInc),
+        Compare("failure", "disconnected", kEq, 1, kInc), Compare("failure", "lost", kGt, 0),
+        Compare("success", "published", kGt, 0, kInc),
+        Compare("success", "consumer_killed", kEq, 1, kInc),
+        Compare("success", "pending_of_killed", kGt, 0, kInc),
+        Compare("success", "reclaimed", kGt, 0), Compare("success", "lost", kEq, 0),
+        Compare("success", "pending_after", kEq, 0)},
        90});
 
   c.push_back(
@@ -597,9 +587,9 @@ std::vector<ExperimentSpec> Build() {
        {Practice()},
        {kPartRedis},
        {},
-       {Cmp("failure", "failed_restricted", kGt, 0), Cmp("failure", "gate_matches", kEq, 1),
-        Cmp("success", "gate_matches", kEq, 1), Cmp("success", "failed_restricted", kEq, 0),
-        Cmp("success", "failed_unrestricted", kEq, 0)},
+       {Compare("failure", "failed_restricted", kGt, 0), Compare("failure", "gate_matches", kEq, 1),
+        Compare("success", "gate_matches", kEq, 1), Compare("success", "failed_restricted", kEq, 0),
+        Compare("success", "failed_unrestricted", kEq, 0)},
        60});
 
   c.push_back(
@@ -629,9 +619,10 @@ std::vector<ExperimentSpec> Build() {
         Int("rounds", 20, 1, 10000, "rounds", "how often each operation runs"), Practice()},
        {kPartRedisCluster},
        {kLockRedisCluster},
-       {Cmp("failure", "crossslot_server", kGt, 0, kInc), Cmp("failure", "ops_failed", kGt, 0),
-        Cmp("success", "moved_server", kGt, 0, kInc), Cmp("success", "ops_failed", kEq, 0),
-        Cmp("success", "errors_server", kEq, 0), Cmp("success", "values_mismatched", kEq, 0)},
+       {Compare("failure", "crossslot_server", kGt, 0, kInc),
+        Compare("failure", "ops_failed", kGt, 0), Compare("success", "moved_server", kGt, 0, kInc),
+        Compare("success", "ops_failed", kEq, 0), Compare("success", "errors_server", kEq, 0),
+        Compare("success", "values_mismatched", kEq, 0)},
        60});
 
   c.push_back(
@@ -661,9 +652,10 @@ std::vector<ExperimentSpec> Build() {
         Int("value_bytes", 65536, 16, 1048576, "bytes", "size of the hot value"), Practice()},
        {kPartRedisCluster},
        {kLockRedisCluster},
-       {Cmp("failure", "ops_server", kGt, 0, kInc), Cmp("success", "ops_server", kGt, 0, kInc),
-        Ratio("failure", "load_ratio", kGe, 2, "success", "load_ratio"),
-        Ratio("failure", "p99_ms", kGt, 1, "success", "p99_ms")},
+       {Compare("failure", "ops_server", kGt, 0, kInc),
+        Compare("success", "ops_server", kGt, 0, kInc),
+        CompareRatio("failure", "load_ratio", kGe, 2, "success", "load_ratio"),
+        CompareRatio("failure", "p99_ms", kGt, 1, "success", "p99_ms")},
        90});
 
   c.push_back(
@@ -693,9 +685,11 @@ std::vector<ExperimentSpec> Build() {
        {Practice()},
        {kPartRedis, kPartRedisCluster},
        {kLockRedisCluster, kLockRedisServer},
-       {Cmp("failure", "failed_standalone", kEq, 0), Cmp("failure", "failed_cluster", kGt, 0),
-        Cmp("success", "failed_standalone", kEq, 0), Cmp("success", "failed_cluster", kEq, 0),
-        Cmp("success", "errors_server_cluster", kEq, 0)},
+       {Compare("failure", "failed_standalone", kEq, 0),
+        Compare("failure", "failed_cluster", kGt, 0),
+        Compare("success", "failed_standalone", kEq, 0),
+        Compare("success", "failed_cluster", kEq, 0),
+        Compare("success", "errors_server_cluster", kEq, 0)},
        60});
 
   c.push_back(
@@ -734,13 +728,13 @@ std::vector<ExperimentSpec> Build() {
         Int("partitions", 3, 1, 12, "partitions", "partitions of the topic"), Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "aborted_in_log", kGt, 0, kInc), Cmp("failure", "fenced", kEq, 1, kInc),
-        Cmp("failure", "reached_end", kEq, 1, kInc), Cmp("failure", "phantoms", kGt, 0),
-        Cmp("success", "aborted_in_log", kGt, 0, kInc), Cmp("success", "fenced", kEq, 1, kInc),
-        Cmp("success", "phantoms", kEq, 0),
-        Ratio("success", "applied", kEq, 1, "success", "committed_in_log"),
-        Cmp("success", "gaps", kGt, 0), Cmp("success", "gap_committed_records", kEq, 0),
-        Cmp("success", "reached_end", kEq, 1)},
+       {Compare("failure", "aborted_in_log", kGt, 0, kInc),
+        Compare("failure", "fenced", kEq, 1, kInc), Compare("failure", "reached_end", kEq, 1, kInc),
+        Compare("failure", "phantoms", kGt, 0), Compare("success", "aborted_in_log", kGt, 0, kInc),
+        Compare("success", "fenced", kEq, 1, kInc), Compare("success", "phantoms", kEq, 0),
+        CompareRatio("success", "applied", kEq, 1, "success", "committed_in_log"),
+        Compare("success", "gaps", kGt, 0), Compare("success", "gap_committed_records", kEq, 0),
+        Compare("success", "reached_end", kEq, 1)},
        90});
   c.push_back(
       {"E-014",
@@ -779,19 +773,21 @@ std::vector<ExperimentSpec> Build() {
         Int("baseline_ms", 1500, 200, 60000, "ms", "live load alone before each strategy")},
        {kPartMysql},
        {kLockMysqlServer},
-       {Cmp("check", "eligible_before_delete", kGt, 0, kInc),
-        Cmp("check", "eligible_before_archive", kGt, 0, kInc),
-        Cmp("check", "eligible_before_partition", kGt, 0, kInc),
-        Cmp("check", "live_acked_delete", kGt, 0, kInc),
-        Cmp("check", "live_acked_archive", kGt, 0, kInc),
-        Cmp("check", "live_acked_partition", kGt, 0, kInc),
-        Cmp("check", "eligible_left_delete", kEq, 0), Cmp("check", "eligible_left_archive", kEq, 0),
-        Cmp("check", "eligible_left_partition", kEq, 0),
-        Cmp("check", "wrongly_removed_delete", kEq, 0),
-        Cmp("check", "wrongly_removed_archive", kEq, 0),
-        Cmp("check", "wrongly_removed_partition", kEq, 0), Cmp("check", "live_lost_delete", kEq, 0),
-        Cmp("check", "live_lost_archive", kEq, 0), Cmp("check", "live_lost_partition", kEq, 0),
-        Ratio("check", "archived_archive", kEq, 1, "check", "removed_archive")},
+       {Compare("check", "eligible_before_delete", kGt, 0, kInc),
+        Compare("check", "eligible_before_archive", kGt, 0, kInc),
+        Compare("check", "eligible_before_partition", kGt, 0, kInc),
+        Compare("check", "live_acked_delete", kGt, 0, kInc),
+        Compare("check", "live_acked_archive", kGt, 0, kInc),
+        Compare("check", "live_acked_partition", kGt, 0, kInc),
+        Compare("check", "eligible_left_delete", kEq, 0),
+        Compare("check", "eligible_left_archive", kEq, 0),
+        Compare("check", "eligible_left_partition", kEq, 0),
+        Compare("check", "wrongly_removed_delete", kEq, 0),
+        Compare("check", "wrongly_removed_archive", kEq, 0),
+        Compare("check", "wrongly_removed_partition", kEq, 0),
+        Compare("check", "live_lost_delete", kEq, 0), Compare("check", "live_lost_archive", kEq, 0),
+        Compare("check", "live_lost_partition", kEq, 0),
+        CompareRatio("check", "archived_archive", kEq, 1, "check", "removed_archive")},
        120});
   c.push_back(
       {"E-015",
@@ -823,15 +819,17 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartKafka, kPartRegistry},
        {},
-       {Cmp("failure", "breaking_registered", kEq, 1, kInc),
-        Cmp("failure", "records_v2_breaking", kGt, 0, kInc),
-        Cmp("failure", "parse_failures", kGt, 0), Cmp("success", "records_v1", kGt, 0, kInc),
-        Cmp("success", "breaking_rejected", kEq, 1), Cmp("success", "breaking_in_registry", kEq, 0),
-        Cmp("success", "compatible_registered", kEq, 1),
-        Cmp("success", "records_v2_compatible", kGt, 0, kInc),
-        Cmp("success", "parse_failures", kEq, 0),
-        Ratio("success", "decoded", kEq, 1, "success", "records_in_topic"),
-        Cmp("success", "escape_hatch_registered", kEq, 1)},
+       {Compare("failure", "breaking_registered", kEq, 1, kInc),
+        Compare("failure", "records_v2_breaking", kGt, 0, kInc),
+        Compare("failure", "parse_failures", kGt, 0),
+        Compare("success", "records_v1", kGt, 0, kInc),
+        Compare("success", "breaking_rejected", kEq, 1),
+        Compare("success", "breaking_in_registry", kEq, 0),
+        Compare("success", "compatible_registered", kEq, 1),
+        Compare("success", "records_v2_compatible", kGt, 0, kInc),
+        Compare("success", "parse_failures", kEq, 0),
+        CompareRatio("success", "decoded", kEq, 1, "success", "records_in_topic"),
+        Compare("success", "escape_hatch_registered", kEq, 1)},
        90});
   c.push_back(
       {"E-019",
@@ -870,14 +868,17 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartMysql},
        {kLockMysqlServer},
-       {Cmp("failure", "row_lock_waits", kGt, 0, kInc),
-        Cmp("failure", "deadlocks_client", kGt, 0, kInc),
-        Cmp("failure", "ledger_mismatches", kEq, 0, kInc),
-        Cmp("failure", "deadlocks_server", kGt, 0), Cmp("failure", "lost", kGt, 0),
-        Cmp("failure", "money_drift", kEq, 0), Cmp("success", "row_lock_waits", kGt, 0, kInc),
-        Cmp("success", "applied", kGt, 0, kInc), Cmp("success", "ledger_mismatches", kEq, 0, kInc),
-        Cmp("success", "deadlocks_server", kEq, 0), Cmp("success", "deadlocks_client", kEq, 0),
-        Cmp("success", "lost", kEq, 0), Cmp("success", "money_drift", kEq, 0)},
+       {Compare("failure", "row_lock_waits", kGt, 0, kInc),
+        Compare("failure", "deadlocks_client", kGt, 0, kInc),
+        Compare("failure", "ledger_mismatches", kEq, 0, kInc),
+        Compare("failure", "deadlocks_server", kGt, 0), Compare("failure", "lost", kGt, 0),
+        Compare("failure", "money_drift", kEq, 0),
+        Compare("success", "row_lock_waits", kGt, 0, kInc),
+        Compare("success", "applied", kGt, 0, kInc),
+        Compare("success", "ledger_mismatches", kEq, 0, kInc),
+        Compare("success", "deadlocks_server", kEq, 0),
+        Compare("success", "deadlocks_client", kEq, 0), Compare("success", "lost", kEq, 0),
+        Compare("success", "money_drift", kEq, 0)},
        90});
   c.push_back(
       {"E-022",
@@ -917,15 +918,17 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartMysql},
        {kLockMysqlServer},
-       {Cmp("failure", "backfilled", kGt, 0, kInc), Cmp("failure", "live_ops_during", kGt, 0, kInc),
-        Cmp("failure", "p99_factor", kGt, 10), Cmp("success", "worker_killed", kEq, 1, kInc),
-        Cmp("success", "resume_point", kGt, 0, kInc),
-        Cmp("success", "remaining_at_kill", kGt, 0, kInc),
-        Cmp("success", "live_ops_during", kGt, 0, kInc), Cmp("success", "gaps", kEq, 0),
-        Cmp("success", "doubles", kEq, 0), Cmp("success", "wrong_values", kEq, 0),
-        Cmp("success", "live_lost", kEq, 0),
-        Ratio("success", "backfilled_at_kill", kEq, 1, "success", "resume_point"),
-        Cmp("success", "p99_factor", kLe, 10)},
+       {Compare("failure", "backfilled", kGt, 0, kInc),
+        Compare("failure", "live_ops_during", kGt, 0, kInc),
+        Compare("failure", "p99_factor", kGt, 10),
+        Compare("success", "worker_killed", kEq, 1, kInc),
+        Compare("success", "resume_point", kGt, 0, kInc),
+        Compare("success", "remaining_at_kill", kGt, 0, kInc),
+        Compare("success", "live_ops_during", kGt, 0, kInc), Compare("success", "gaps", kEq, 0),
+        Compare("success", "doubles", kEq, 0), Compare("success", "wrong_values", kEq, 0),
+        Compare("success", "live_lost", kEq, 0),
+        CompareRatio("success", "backfilled_at_kill", kEq, 1, "success", "resume_point"),
+        Compare("success", "p99_factor", kLe, 10)},
        120});
   c.push_back(
       {"E-024",
@@ -962,15 +965,16 @@ std::vector<ExperimentSpec> Build() {
         Int("think_ms", 5, 0, 1000, "ms", "each request's work (see how)"), Practice()},
        {kPartMysql, kPartRedis},
        {},
-       {Cmp("failure", "issued", kGt, 0, kInc), Cmp("failure", "oversold", kGt, 0),
-        Cmp("success", "errors_atomic_update", kEq, 0, kInc),
-        Cmp("success", "errors_redis", kEq, 0, kInc),
-        Cmp("success", "oversold_atomic_update", kEq, 0),
-        Cmp("success", "duplicates_atomic_update", kEq, 0),
-        Cmp("success", "stock_left_atomic_update", kEq, 0),
-        Cmp("success", "oversold_redis", kEq, 0), Cmp("success", "duplicates_redis", kEq, 0),
-        Cmp("success", "stock_left_redis", kEq, 0),
-        Cmp("success", "record_mismatch_redis", kEq, 0)},
+       {Compare("failure", "issued", kGt, 0, kInc), Compare("failure", "oversold", kGt, 0),
+        Compare("success", "errors_atomic_update", kEq, 0, kInc),
+        Compare("success", "errors_redis", kEq, 0, kInc),
+        Compare("success", "oversold_atomic_update", kEq, 0),
+        Compare("success", "duplicates_atomic_update", kEq, 0),
+        Compare("success", "stock_left_atomic_update", kEq, 0),
+        Compare("success", "oversold_redis", kEq, 0),
+        Compare("success", "duplicates_redis", kEq, 0),
+        Compare("success", "stock_left_redis", kEq, 0),
+        Compare("success", "record_mismatch_redis", kEq, 0)},
        90});
 
   c.push_back(
@@ -1005,11 +1009,12 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartKafka, kPartMysql},
        {},
-       {Cmp("failure", "max_poll_exceeded", kGt, 0, kInc), Cmp("failure", "duplicates", kGt, 0),
-        Ratio("failure", "partitions_revoked", kGt, 1, "success", "partitions_revoked"),
-        Cmp("success", "max_poll_exceeded", kEq, 0), Cmp("success", "duplicates", kEq, 0),
-        Cmp("success", "lost", kEq, 0), Cmp("success", "committed_to_end", kEq, 1, kInc),
-        Cmp("failure", "lost", kEq, 0)},
+       {Compare("failure", "max_poll_exceeded", kGt, 0, kInc),
+        Compare("failure", "duplicates", kGt, 0),
+        CompareRatio("failure", "partitions_revoked", kGt, 1, "success", "partitions_revoked"),
+        Compare("success", "max_poll_exceeded", kEq, 0), Compare("success", "duplicates", kEq, 0),
+        Compare("success", "lost", kEq, 0), Compare("success", "committed_to_end", kEq, 1, kInc),
+        Compare("failure", "lost", kEq, 0)},
        150});
   c.push_back(
       {"E-023",
@@ -1062,19 +1067,20 @@ std::vector<ExperimentSpec> Build() {
        // It pauses every broker, and its proxies and toxics would make a concurrent run's
        // postflight find Toxiproxy unclean.
        {kLockKafkaBrokers, kLockNetwork},
-       {Cmp("failure", "redis_fault_fired", kEq, 1, kInc),
-        Cmp("failure", "mysql_fault_fired", kEq, 1, kInc),
-        Cmp("failure", "kafka_fault_fired", kEq, 1, kInc),
-        Cmp("failure", "outage_over_message_timeout", kEq, 1, kInc),
-        Cmp("failure", "acked_orders", kGt, 0, kInc),
-        Cmp("success", "redis_fault_fired", kEq, 1, kInc),
-        Cmp("success", "mysql_fault_fired", kEq, 1, kInc),
-        Cmp("success", "kafka_fault_fired", kEq, 1, kInc),
-        Cmp("success", "acked_orders", kGt, 0, kInc), Cmp("failure", "lost", kGt, 0),
-        Ratio("failure", "p99_max_during_ms", kGe, 2, "success", "p99_max_during_ms"),
-        Cmp("success", "lost", kEq, 0), Cmp("success", "p99_max_during_ms", kLe, 1000),
-        Cmp("success", "read_error_pct_max", kLe, 10),
-        Cmp("success", "peak_outbox_backlog", kGt, 0), Cmp("success", "error_pct_after", kLe, 5)},
+       {Compare("failure", "redis_fault_fired", kEq, 1, kInc),
+        Compare("failure", "mysql_fault_fired", kEq, 1, kInc),
+        Compare("failure", "kafka_fault_fired", kEq, 1, kInc),
+        Compare("failure", "outage_over_message_timeout", kEq, 1, kInc),
+        Compare("failure", "acked_orders", kGt, 0, kInc),
+        Compare("success", "redis_fault_fired", kEq, 1, kInc),
+        Compare("success", "mysql_fault_fired", kEq, 1, kInc),
+        Compare("success", "kafka_fault_fired", kEq, 1, kInc),
+        Compare("success", "acked_orders", kGt, 0, kInc), Compare("failure", "lost", kGt, 0),
+        CompareRatio("failure", "p99_max_during_ms", kGe, 2, "success", "p99_max_during_ms"),
+        Compare("success", "lost", kEq, 0), Compare("success", "p99_max_during_ms", kLe, 1000),
+        Compare("success", "read_error_pct_max", kLe, 10),
+        Compare("success", "peak_outbox_backlog", kGt, 0),
+        Compare("success", "error_pct_after", kLe, 5)},
        90});
   c.push_back(
       {"N03",
@@ -1113,10 +1119,12 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {},
        {},
-       {Cmp("failure", "saturated", kEq, 1, kInc), Cmp("failure", "caller_runs", kGt, 0, kInc),
-        Cmp("success", "saturated", kEq, 1, kInc),
-        Ratio("failure", "probe_p99_ms", kGe, 10, "success", "probe_p99_ms"),
-        Cmp("success", "rejected_client_seen", kGt, 0), Cmp("success", "probe_timeouts", kEq, 0)},
+       {Compare("failure", "saturated", kEq, 1, kInc),
+        Compare("failure", "caller_runs", kGt, 0, kInc),
+        Compare("success", "saturated", kEq, 1, kInc),
+        CompareRatio("failure", "probe_p99_ms", kGe, 10, "success", "probe_p99_ms"),
+        Compare("success", "rejected_client_seen", kGt, 0),
+        Compare("success", "probe_timeouts", kEq, 0)},
        60});
   c.push_back(
       {"N04",
@@ -1154,12 +1162,13 @@ std::vector<ExperimentSpec> Build() {
        // Its own proxies and toxics would make a concurrent run's postflight find
        // Toxiproxy unclean: it holds Toxiproxy alone.
        {kLockNetwork},
-       {Cmp("failure", "toxic_fired", kEq, 1, kInc), Cmp("success", "toxic_fired", kEq, 1, kInc),
-        Cmp("failure", "idle_in_tx_max", kGt, 0, kInc),
-        Cmp("failure", "rows_missing", kEq, 0, kInc), Cmp("success", "rows_missing", kEq, 0, kInc),
-        Cmp("success", "ok", kGt, 0, kInc), Cmp("failure", "pool_timeouts", kGt, 0),
-        Cmp("failure", "client_503", kGt, 0), Cmp("success", "pool_timeouts", kEq, 0),
-        Cmp("success", "client_503", kEq, 0)},
+       {Compare("failure", "toxic_fired", kEq, 1, kInc),
+        Compare("success", "toxic_fired", kEq, 1, kInc),
+        Compare("failure", "idle_in_tx_max", kGt, 0, kInc),
+        Compare("failure", "rows_missing", kEq, 0, kInc),
+        Compare("success", "rows_missing", kEq, 0, kInc), Compare("success", "ok", kGt, 0, kInc),
+        Compare("failure", "pool_timeouts", kGt, 0), Compare("failure", "client_503", kGt, 0),
+        Compare("success", "pool_timeouts", kEq, 0), Compare("success", "client_503", kEq, 0)},
        60});
   c.push_back(
       {"N06",
@@ -1201,11 +1210,13 @@ std::vector<ExperimentSpec> Build() {
        // Its own proxies and toxics would make a concurrent run's postflight find
        // Toxiproxy unclean: it holds Toxiproxy alone.
        {kLockNetwork},
-       {Cmp("failure", "toxic_fired", kEq, 1, kInc), Cmp("success", "toxic_fired", kEq, 1, kInc),
-        Cmp("failure", "client_gave_up", kGt, 0, kInc),
-        Cmp("success", "client_gave_up", kGt, 0, kInc), Cmp("failure", "zombie_requests", kGt, 0),
-        Cmp("failure", "zombie_s", kGt, 0), Cmp("success", "zombie_requests", kEq, 0),
-        Cmp("success", "zombie_ms_per_request", kLe, 20)},
+       {Compare("failure", "toxic_fired", kEq, 1, kInc),
+        Compare("success", "toxic_fired", kEq, 1, kInc),
+        Compare("failure", "client_gave_up", kGt, 0, kInc),
+        Compare("success", "client_gave_up", kGt, 0, kInc),
+        Compare("failure", "zombie_requests", kGt, 0), Compare("failure", "zombie_s", kGt, 0),
+        Compare("success", "zombie_requests", kEq, 0),
+        Compare("success", "zombie_ms_per_request", kLe, 20)},
        60});
   c.push_back(
       {"N19",
@@ -1258,12 +1269,13 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartKafka, kPartMysql},
        {kLockKafkaBrokers},
-       {Cmp("failure", "brokers_down", kEq, 1, kInc),
-        Cmp("failure", "written_during_outage", kGt, 0, kInc),
-        Cmp("failure", "outage_over_timeout", kEq, 1, kInc), Cmp("failure", "lost", kGt, 0),
-        Cmp("success", "brokers_down", kEq, 1, kInc),
-        Cmp("success", "written_during_outage", kGt, 0, kInc), Cmp("success", "lost", kEq, 0),
-        Cmp("success", "mismatches", kEq, 0), Cmp("success", "peak_backlog", kGt, 0, kInc)},
+       {Compare("failure", "brokers_down", kEq, 1, kInc),
+        Compare("failure", "written_during_outage", kGt, 0, kInc),
+        Compare("failure", "outage_over_timeout", kEq, 1, kInc), Compare("failure", "lost", kGt, 0),
+        Compare("success", "brokers_down", kEq, 1, kInc),
+        Compare("success", "written_during_outage", kGt, 0, kInc),
+        Compare("success", "lost", kEq, 0), Compare("success", "mismatches", kEq, 0),
+        Compare("success", "peak_backlog", kGt, 0, kInc)},
        300});
   c.push_back(
       {"N21",
@@ -1303,13 +1315,15 @@ std::vector<ExperimentSpec> Build() {
         Practice()},
        {kPartToxiproxy},
        {kLockNetwork},
-       {Cmp("failure", "fault_fired", kEq, 1, kInc), Cmp("success", "fault_fired", kEq, 1, kInc),
-        Ratio("failure", "p99_settled_ms", kGe, 4, "success", "p99_settled_ms"),
-        Cmp("failure", "error_pct_settled", kGt, 10), Cmp("success", "breaker_opened", kGt, 0),
-        Cmp("success", "time_to_open_ms", kLe, 5000),
-        Cmp("success", "p99_settled_pct_of_latency", kLe, 50),
-        Cmp("success", "closed_at_end", kEq, 1), Cmp("success", "recovered", kEq, 1),
-        Cmp("success", "service_alive_at_end", kEq, 1, kInc)},
+       {Compare("failure", "fault_fired", kEq, 1, kInc),
+        Compare("success", "fault_fired", kEq, 1, kInc),
+        CompareRatio("failure", "p99_settled_ms", kGe, 4, "success", "p99_settled_ms"),
+        Compare("failure", "error_pct_settled", kGt, 10),
+        Compare("success", "breaker_opened", kGt, 0),
+        Compare("success", "time_to_open_ms", kLe, 5000),
+        Compare("success", "p99_settled_pct_of_latency", kLe, 50),
+        Compare("success", "closed_at_end", kEq, 1), Compare("success", "recovered", kEq, 1),
+        Compare("success", "service_alive_at_end", kEq, 1, kInc)},
        90});
   // EXPERIMENTS.md's order, whichever way the entries above were written.
   static const std::vector<std::string> kOrder = {

@@ -55,6 +55,29 @@ std::optional<double> Lookup(const EvidenceMetrics& evidence, const std::string&
 
 }  // namespace
 
+Condition Compare(std::string mode, std::string metric, CompareOp op, double value,
+                  Verdict when_false) {
+  Condition c;
+  c.mode = std::move(mode);
+  c.metric = std::move(metric);
+  c.op = op;
+  c.value = value;
+  c.when_false = when_false;
+  return c;
+}
+
+Condition CompareRatio(std::string mode, std::string metric, CompareOp op, double factor,
+                       std::string rhs_mode, std::string rhs_metric) {
+  Condition c;
+  c.mode = std::move(mode);
+  c.metric = std::move(metric);
+  c.op = op;
+  c.factor = factor;
+  c.rhs_mode = std::move(rhs_mode);
+  c.rhs_metric = std::move(rhs_metric);
+  return c;
+}
+
 std::string Describe(const Condition& c) {
   std::string text = c.mode + "." + c.metric + " " + std::string(OpText(c.op)) + " ";
   if (c.rhs_metric.empty()) return text + Num(c.value);

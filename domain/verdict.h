@@ -32,6 +32,13 @@ struct Condition {
   Verdict when_false = Verdict::kRefuted;
 };
 
+// "mode.metric OP value"; false means `when_false`.
+Condition Compare(std::string mode, std::string metric, CompareOp op, double value,
+                  Verdict when_false = Verdict::kRefuted);
+// "mode.metric OP factor × rhs_mode.rhs_metric"; false means refuted.
+Condition CompareRatio(std::string mode, std::string metric, CompareOp op, double factor,
+                       std::string rhs_mode, std::string rhs_metric);
+
 std::string Describe(const Condition& condition);
 
 struct VerdictDecision {

@@ -7,20 +7,9 @@
 namespace lab::domain {
 namespace {
 
-Condition Cmp(std::string mode, std::string metric, CompareOp op, double value,
-              Verdict when_false = Verdict::kRefuted) {
-  Condition c;
-  c.mode = std::move(mode);
-  c.metric = std::move(metric);
-  c.op = op;
-  c.value = value;
-  c.when_false = when_false;
-  return c;
-}
-
 // E-002's rule: failure lost > 0 and success lost = 0.
-const std::vector<Condition> kLossRule = {Cmp("failure", "lost", CompareOp::kGreater, 0),
-                                          Cmp("success", "lost", CompareOp::kEqual, 0)};
+const std::vector<Condition> kLossRule = {Compare("failure", "lost", CompareOp::kGreater, 0),
+                                          Compare("success", "lost", CompareOp::kEqual, 0)};
 
 // The verdict follows the numbers: the same rule flips with the data.
 TEST(Verdict, FollowsTheNumbers) {
@@ -63,7 +52,7 @@ TEST(Verdict, RunnerInconclusiveWins) {
 // A condition marked inconclusive-when-false never refutes.
 TEST(Verdict, InconclusiveConditions) {
   std::vector<Condition> rule = {
-      Cmp("check", "unreachable", CompareOp::kEqual, 0, Verdict::kInconclusive)};
+      Compare("check", "unreachable", CompareOp::kEqual, 0, Verdict::kInconclusive)};
   EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 2}}}}, {}).verdict,
             Verdict::kInconclusive);
   EXPECT_EQ(DecideVerdict(rule, {{"check", {{"unreachable", 0}}}}, {}).verdict,
@@ -72,13 +61,8 @@ TEST(Verdict, InconclusiveConditions) {
 
 // Ratios between modes (E-008: failure reads >= 10 x success reads), at and around the edge.
 TEST(Verdict, RatioConditions) {
-  Condition c;
-  c.mode = "failure";
-  c.metric = "db_reads";
-  c.op = CompareOp::kGreaterEqual;
-  c.factor = 10;
-  c.rhs_mode = "success";
-  c.rhs_metric = "db_reads";
+  const Condition c =
+      CompareRatio("failure", "db_reads", CompareOp::kGreaterEqual, 10, "success", "db_reads");
   EXPECT_EQ(Describe(c), "failure.db_reads >= 10 x success.db_reads");
   auto run = [&](double f, double s) {
     return DecideVerdict({c}, {{"failure", {{"db_reads", f}}}, {"success", {{"db_reads", s}}}}, {})
