@@ -1,7 +1,9 @@
 // Shared helpers of the browser tests: the server under test, Debian's Chromium driven by
-// playwright-core, screenshots, and a guard that fails a test on any uncaught page error.
+// playwright-core, screenshots (the tests' own and the docs' pictures), and a guard that fails a
+// test on any uncaught page error.
 'use strict';
 
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
@@ -58,6 +60,52 @@ async function shot(page, name, { fullPage = true } = {}) {
   return file;
 }
 
+// The pictures of README.md and docs/ui.md, taken from these tests' real runs on the real stack
+// after their assertions passed. Each is written as screenshots/docs-<name>.png; `run.sh
+// --update-docs` (or LAB_UPDATE_DOCS=1) copies them to docs/screenshots/<name>.png after a green
+// run, and only then. Small on purpose (< 250 KB each): a part of a page, not the whole page.
+const DOC_SHOTS = {
+  catalog: 'the catalog at 1400 px, after this session\'s runs (latest verdicts)',
+  run: 'an N21 run page at 1400 px: state, verdict and why, timeline, the evidence of both modes',
+  'run-charts': 'the same run\'s time-axis charts: p99 and errors per 250 ms, the fault shaded, the breaker state as a band',
+  'run-phone': 'the same run page at 390 px (phone)',
+  'step-log': 'the same run\'s step log with its filters',
+  history: 'the run history at 1400 px, newest first',
+};
+
+// target: a page (clip: {x, y, width, height} in page coordinates, else the viewport) or a
+// locator (that element). The page is scrolled to its top first so the sticky top bar stays there.
+async function docShot(target, name, { clip } = {}) {
+  assert.ok(name in DOC_SHOTS, `${name} is not one of DOC_SHOTS`);
+  const file = path.join(SHOTS, `docs-${name}.png`);
+  const isPage = typeof target.goto === 'function';
+  const page = isPage ? target : target.page();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const options = { path: file, animations: 'disabled', caret: 'hide' };
+  if (isPage && clip) Object.assign(options, { clip, fullPage: true });
+  await target.screenshot(options);
+  return file;
+}
+
+// The box around several elements, in page coordinates, with a margin, for docShot's clip.
+async function boxAround(locators, margin = 8) {
+  const boxes = [];
+  for (const l of locators) {
+    const page = l.page();
+    const scrollY = await page.evaluate(() => window.scrollY);
+    const b = await l.boundingBox();
+    assert.ok(b, 'the element is on the page');
+    boxes.push({ ...b, y: b.y + scrollY });
+  }
+  const page = locators[0].page();
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  const x = Math.max(0, Math.min(...boxes.map((b) => b.x)) - margin);
+  const y = Math.max(0, Math.min(...boxes.map((b) => b.y)) - margin);
+  const right = Math.min(width, Math.max(...boxes.map((b) => b.x + b.width)) + margin);
+  const bottom = Math.max(...boxes.map((b) => b.y + b.height)) + margin;
+  return { x, y, width: right - x, height: bottom - y };
+}
+
 // No sideways scrolling of the whole page (tables scroll inside their own boxes).
 async function horizontalOverflow(page) {
   return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -87,4 +135,6 @@ async function waitFinished(id, timeoutMs = 90000) {
   }
 }
 
-module.exports = { BASE_URL, DESKTOP, PHONE, FINISHED, launch, newPage, shot, horizontalOverflow, api, waitFinished };
+module.exports = {
+  BASE_URL, DESKTOP, PHONE, FINISHED, DOC_SHOTS, launch, newPage, shot, docShot, boxAround, horizontalOverflow, api, waitFinished,
+};

@@ -1,12 +1,16 @@
 // The web UI in headless Chromium against a running server (BASE_URL): every page loads, a run
 // of E-000 is started from the form and followed to its end, its evidence and verdict match the
 // API, out-of-bounds parameters are refused in the browser and by the server, and each page is
-// photographed at desktop and phone size (tests/browser/screenshots/).
+// photographed at desktop and phone size (tests/browser/screenshots/). The pictures of README.md
+// and docs/ui.md are taken here too, from these real runs (docShot, DOC_SHOTS in lib.js; `run.sh
+// --update-docs` copies them to docs/screenshots/).
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { BASE_URL, DESKTOP, PHONE, FINISHED, launch, newPage, shot, horizontalOverflow, api, waitFinished } = require('./lib.js');
+const {
+  BASE_URL, DESKTOP, PHONE, FINISHED, launch, newPage, shot, docShot, boxAround, horizontalOverflow, api, waitFinished,
+} = require('./lib.js');
 
 let browser;
 let runId = null; // the E-000 run started from the form
@@ -449,11 +453,18 @@ test('N21 run page: time charts with the fault shaded, a clean step log and its 
   assert.equal(await page.locator('ol.steps li.step:visible').count(), run.steps.length);
 
   await latency.screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'run-n21-latency-chart.png') });
-  await page.locator('section[aria-labelledby="sec-step-log"]').screenshot({ path: require('node:path').join(__dirname, 'screenshots', 'run-step-log.png') });
   await shot(page, 'run-n21-1400');
+  // The docs' pictures of a run: its page's top (state, verdict and why, timeline, evidence), the
+  // two time-axis charts, the step log; then the page's top on a phone.
+  const errorsChart = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: 'Errors over time' }) });
+  assert.equal(await errorsChart.count(), 1, 'one errors-over-time chart');
+  await docShot(page, 'run', { clip: { x: 0, y: 0, width: DESKTOP.width, height: 1000 } });
+  await docShot(page, 'run-charts', { clip: await boxAround([latency, errorsChart]) });
+  await docShot(page.locator('section[aria-labelledby="sec-step-log"]'), 'step-log');
   await page.setViewportSize(PHONE);
   assert.ok(await horizontalOverflow(page) <= 1, 'the run page with time charts fits a phone');
   await shot(page, 'run-n21-phone');
+  await docShot(page, 'run-phone', { clip: { x: 0, y: 0, width: PHONE.width, height: 1400 } });
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -516,6 +527,42 @@ test('run page links to the previous run of the same experiment and compares in 
   await page.goto(`${BASE_URL}/ui/runs/${encodeURIComponent(oldest.id)}`);
   await page.locator('.previous-run p').waitFor();
   assert.match(await page.locator('.previous-run').innerText(), /first run of E-000/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+// After this session's runs: each catalog card's "latest" links to the experiment's newest run
+// with its verdict, as GET /experiments reports them, and the history lists the runs newest first
+// as GET /runs does. Both pages are the docs' catalog and history pictures.
+test('catalog and history after the runs: latest verdicts and the newest runs first', async () => {
+  const exps = await api('GET', '/experiments');
+  assert.equal(exps.status, 200);
+  const ran = exps.json.items.filter((e) => e.last_run_id);
+  assert.ok(ran.some((e) => e.id === 'E-000') && ran.some((e) => e.id === 'N21'), `E-000 and N21 have a latest run: ${ran.map((e) => e.id)}`);
+  const page = await newPage(browser);
+  await page.goto(`${BASE_URL}/`);
+  await page.waitForSelector('article.experiment');
+  for (const e of exps.json.items) {
+    const latest = page.locator(`article[data-id="${e.id}"] .latest`);
+    if (!e.last_run_id) {
+      assert.match(await latest.innerText(), /never run/, `${e.id} says it was never run`);
+      continue;
+    }
+    const a = latest.locator('a');
+    assert.equal(await a.getAttribute('href'), `/ui/runs/${encodeURIComponent(e.last_run_id)}`, `${e.id}'s latest run`);
+    assert.equal(await a.locator('[data-verdict]').getAttribute('data-verdict'), e.last_verdict || '', `${e.id}'s latest verdict`);
+  }
+  await docShot(page, 'catalog', { clip: { x: 0, y: 0, width: DESKTOP.width, height: 900 } });
+
+  const runs = await api('GET', '/runs?limit=25');
+  assert.equal(runs.status, 200);
+  await page.goto(`${BASE_URL}/ui/runs`);
+  await page.locator('table.runs tbody tr').first().waitFor();
+  const rows = await page.$$eval('table.runs tbody tr', (trs) => trs.map((tr) => tr.dataset.run));
+  assert.deepEqual(rows, runs.json.items.map((r) => r.id), 'the history lists GET /runs, newest first');
+  // The page down to the end of its table and pager.
+  const height = Math.min(await page.locator('.results').evaluate((el) => el.getBoundingClientRect().bottom + window.scrollY) + 16, 900);
+  await docShot(page, 'history', { clip: { x: 0, y: 0, width: DESKTOP.width, height } });
   assert.deepEqual(page.errors, []);
   await page.close();
 });
