@@ -7,7 +7,10 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Line(const Json& j) { return std::string(kPrefix) + j.dump(); }
+// Bytes that are not UTF-8 (a library's message) are replaced, never an exception.
+std::string Line(const Json& j) {
+  return std::string(kPrefix) + j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 Json ParamsToJson(const domain::ParamMap& params) {
   Json out = Json::object();
@@ -119,6 +122,14 @@ std::string ResultLine(const domain::ModeResult& r) {
 std::string ErrorLine(std::string_view message) { return Line({{"t", "error"}, {"m", message}}); }
 
 std::string DoneLine() { return Line({{"t", "done"}}); }
+
+std::string ValueLine(std::string_view key, std::string_view value) {
+  return Line({{"t", "value"}, {"key", key}, {"value", value}});
+}
+
+std::string FailpointLine(std::string_view point, std::int64_t count) {
+  return Line({{"t", "failpoint"}, {"point", point}, {"count", count}, {"action", "SIGKILL"}});
+}
 
 std::optional<Json> ParseLine(std::string_view line) {
   if (line.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;

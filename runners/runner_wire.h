@@ -1,9 +1,22 @@
-// What a runner host process (runners/runner_host_main.cc) and the server say to each other.
-// The server writes a job (JSON file); the host answers on stdout with one line per event,
-// each "@lab " + a JSON object, so that anything else on the stream (a client library's log,
-// an assertion message) is told apart and kept as the process's own output.
+// The one wire format of the lab's child processes. The server writes a runner host
+// (runners/runner_host_main.cc) a job (JSON file); the host, and the service roles it starts
+// (lab-role, runners/roles/), answer with one line per event: "@lab " + a JSON object on one
+// line (keys in name order), whose "t" says what it is. Anything else on the stream (a client
+// library's log, an assertion message) is told apart by the prefix and kept as the process's own
+// output. For example:
+//   host:  @lab {"m":"failure: started consumer-service (c1, pid 4711)","t":"step"}
+//          (and progress, created, gauge, count, result, error, done: the writers below)
+//   role:  @lab {"key":"consumed","t":"value","value":"120"}
+//            one reported value (roles::Emit); always a string, numbers as their decimal text
+//          @lab {"action":"SIGKILL","count":1,"point":"after-read-before-ack","t":"failpoint"}
+//            the armed failpoint fired; flushed, then the role SIGKILLs itself
+//          @lab {"m":"mysql: connection refused","t":"error"}
+//            the role's fatal error (on stderr, which shares the log with stdout)
+// The runner reads a role's lines as key/value pairs with ParseRoleOutput
+// (runners/experiments/experiment_base.h), through ParseLine below: the one parser of both.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -43,11 +56,16 @@ std::string GaugeLine(std::string_view name, const std::map<std::string, std::st
 std::string CountLine(std::string_view name, const std::map<std::string, std::string>& labels,
                       double increment);
 std::string ResultLine(const domain::ModeResult& result);
-std::string ErrorLine(std::string_view message);  // the runner threw
+std::string ErrorLine(std::string_view message);  // the runner (or a role) failed for good
 std::string DoneLine();                           // cleanup finished
+// A role's lines.
+std::string ValueLine(std::string_view key, std::string_view value);
+std::string FailpointLine(std::string_view point, std::int64_t count);  // action SIGKILL
 
-// A line of the host's output: nullopt when it is not one of ours (a library's log line).
-// The object's "t" says which: step, progress, created, gauge, count, result, error, done.
+// A line of a child's output: nullopt when it is not one of ours (a library's log line, a line
+// cut off mid-write, a "@lab " line that is not a JSON object with a string "t").
+// The object's "t" says which: step, progress, created, gauge, count, result, error, done
+// (host); value, failpoint, error (role).
 std::optional<nlohmann::json> ParseLine(std::string_view line);
 domain::ModeResult ResultFromJson(const nlohmann::json& j);
 

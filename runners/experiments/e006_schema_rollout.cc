@@ -245,8 +245,7 @@ class SchemaRollout final : public ExperimentBase {
     // What each running consumer said last, for the step log when a wait runs out.
     auto log_consumers = [&] {
       for (auto& [label, c] : consumers) {
-        auto log = c.ReadLog();
-        Step(ctx, label + " log: " + log.substr(log.size() > 400 ? log.size() - 400 : 0));
+        Step(ctx, label + " log: " + RoleLogText(c.ReadLog()));
       }
     };
     auto deploy = [&](const std::string& read, const std::string& generation) -> bool {

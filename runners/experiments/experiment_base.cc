@@ -9,6 +9,8 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "runners/common/util.h"
 #include "runners/kafka/kafka_client.h"
@@ -16,6 +18,7 @@
 #include "runners/redis/cluster_admin.h"
 #include "runners/redis/redis_client.h"
 #include "runners/registry/schema_registry.h"
+#include "runners/runner_wire.h"
 
 namespace lab::runners {
 namespace {
@@ -498,14 +501,47 @@ std::string RoleOutcome::Value(const std::string& key, const std::string& def) c
   return it == values.end() ? def : it->second;
 }
 
+namespace {
+
+// The key/value pairs of one "@lab" line of a role (none for a host's event or a malformed one).
+std::vector<std::pair<std::string, std::string>> RoleLineValues(const nlohmann::json& m) {
+  auto text = [&](const char* name) -> std::optional<std::string> {
+    auto it = m.find(name);
+    if (it == m.end()) return std::nullopt;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number_integer()) return std::to_string(it->get<std::int64_t>());
+    return std::nullopt;
+  };
+  const std::string& t = m["t"].get_ref<const std::string&>();
+  std::vector<std::pair<std::string, std::string>> out;
+  if (t == "value") {
+    auto key = text("key");
+    auto value = text("value");
+    if (key && value) out.emplace_back(*key, *value);
+  } else if (t == "failpoint") {
+    if (auto point = text("point")) {
+      out.emplace_back("failpoint", *point);
+      if (auto count = text("count")) out.emplace_back("count", *count);
+      if (auto action = text("action")) out.emplace_back("action", *action);
+    }
+  } else if (t == "error") {
+    if (auto message = text("m")) out.emplace_back("error", *message);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::multimap<std::string, std::string> ParseRoleOutput(const std::string& output) {
   std::multimap<std::string, std::string> values;
   std::istringstream lines(output);
   std::string line;
   while (std::getline(lines, line)) {
-    auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    values.emplace(line.substr(0, eq), line.substr(eq + 1));  // equal keys keep their order
+    auto m = wire::ParseLine(line);
+    if (!m) continue;  // not ours: a client library's log, or cut off mid-write
+    for (auto& [key, value] : RoleLineValues(*m)) {
+      values.emplace(std::move(key), std::move(value));  // equal keys keep their order
+    }
   }
   return values;
 }
@@ -515,6 +551,25 @@ std::optional<std::string> LastRoleValue(const std::string& output, const std::s
   auto [first, last] = values.equal_range(key);
   if (first == last) return std::nullopt;
   return std::prev(last)->second;
+}
+
+std::string RoleLogText(const std::string& output, std::size_t max_chars) {
+  std::string text;
+  std::istringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto m = wire::ParseLine(line);
+    if (!m) {
+      text += line + "\n";
+      continue;
+    }
+    std::string said;
+    for (const auto& [key, value] : RoleLineValues(*m)) {
+      said += (said.empty() ? "" : " ") + key + "=" + value;
+    }
+    text += (said.empty() ? line : said) + "\n";
+  }
+  return text.size() > max_chars ? text.substr(text.size() - max_chars) : text;
 }
 
 std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages) {
@@ -570,7 +625,11 @@ RoleOutcome ExperimentBase::WaitRole(const domain::RunContext& ctx, ChildProcess
   for (const auto& [key, value] : outcome.values) {
     if (key == "client_library_failure")
       result.client_library_failures.push_back(label + ": " + value);
-    if (key == "error" || key == "failpoint") Step(ctx, label + ": " + key + "=" + value);
+    if (key == "error") Step(ctx, label + ": error=" + value);
+    if (key == "failpoint") {
+      Step(ctx, label + ": failpoint=" + value + " count=" + outcome.Value("count") +
+                    " action=" + outcome.Value("action"));
+    }
   }
   if (outcome.finished) Step(ctx, label + ": " + outcome.status.Describe());
   std::remove(process.log_path().c_str());

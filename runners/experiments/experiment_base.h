@@ -44,7 +44,7 @@ inline constexpr const char* kArtifactMysqlTable = "mysql-table";
 // deletes it, and its toxics with it.
 inline constexpr const char* kArtifactProxy = "toxiproxy-proxy";
 
-// What a finished role process left: how it ended and its key=value lines.
+// What a finished role process left: how it ended and what it reported.
 struct RoleOutcome {
   bool finished = false;  // ended within the wait
   ExitStatus status;
@@ -53,11 +53,18 @@ struct RoleOutcome {
   bool KilledByFailpoint() const { return status.signaled && status.signal == 9; }
 };
 
-// The `key=value` lines a role printed, in order (lines without '=' are skipped).
+// What a role reported on its log, as key -> value in the order printed (equal keys keep their
+// order). Read with wire::ParseLine only (the "@lab" lines of runners/runner_wire.h): a value
+// line is its key and value; the failpoint line is failpoint = its point, count, action; an
+// error line is error = its message. Other lines (a client library's log, a line cut off while
+// the role still writes) are skipped.
 std::multimap<std::string, std::string> ParseRoleOutput(const std::string& output);
-// The value of the last `key=` line, or nullopt: exact keys, so "unassigned=" never reads as
-// "assigned=".
+// The last value reported under `key`, or nullopt: exact keys, so "unassigned" never reads as
+// "assigned".
 std::optional<std::string> LastRoleValue(const std::string& output, const std::string& key);
+// A role's log as a person reads it in a step: its "@lab" lines as `key=value` text, the
+// other lines as they are; the last `max_chars` characters.
+std::string RoleLogText(const std::string& output, std::size_t max_chars = 400);
 
 // Distinct event ids (header `event_id`) of records read back, with how often each appeared.
 std::map<std::string, int> EventIdCounts(const std::vector<kafka::Message>& messages);

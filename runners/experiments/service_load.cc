@@ -197,11 +197,11 @@ domain::Result<ServiceProcess> ServiceExperiment::StartService(
       },
       15s, ctx.stop, 20ms);
   if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) {
-    std::string log = service.process.ReadLog();
-    if (log.size() > 400) log = log.substr(log.size() - 400);
+    std::string log = RoleLogText(service.process.ReadLog());
     service.process.Kill();
     return domain::MakeError(domain::ErrorCode::kUnavailable,
-                             label + " (" + role + ") did not print listening=PORT within 15 s" +
+                             label + " (" + role +
+                                 ") did not report listening (its port) within 15 s" +
                                  (log.empty() ? "" : ": " + log));
   }
   service.port = std::stoi(port);

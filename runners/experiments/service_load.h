@@ -121,7 +121,7 @@ class ServiceExperiment : public ExperimentBase {
   explicit ServiceExperiment(StackConfig config) : ExperimentBase(std::move(config)) {}
 
   // Starts `lab-role <role> --ns NS --mode MODE --port 0 <args>` and waits (bounded) for its
-  // `listening=PORT` line. The process is recorded for cleanup by StartRole.
+  // reported `listening` value (the port). The process is recorded for cleanup by StartRole.
   domain::Result<ServiceProcess> StartService(const domain::RunContext& ctx,
                                               const std::string& mode, domain::ModeResult& result,
                                               const std::string& role,
@@ -130,7 +130,7 @@ class ServiceExperiment : public ExperimentBase {
   // GET base/path as JSON (bounded); an error when it does not answer 200 with an object.
   static domain::Result<nlohmann::json> GetJson(const ServiceProcess& service,
                                                 const std::string& path);
-  // SIGTERM, bounded wait for its final key=value lines (killed after the wait).
+  // SIGTERM, bounded wait for its final reported values (killed after the wait).
   RoleOutcome StopService(const domain::RunContext& ctx, ServiceProcess& service,
                           domain::ModeResult& result) const;
 };

@@ -13,7 +13,7 @@
 // move); a new process with the same arguments resumes at each shard's next_id. Every write adds
 // 1 to backfill_count and sets backfilled_by = --worker (a number), so gaps (0) and doubles (> 1)
 // are read back with SQL. The checkpoint row lock also keeps two processes from running one batch
-// twice. Output (key=value): strategy, shards, connection_id (one per shard thread), rows (rows
+// twice. Reports (Emit): strategy, shards, connection_id (one per shard thread), rows (rows
 // this process updated), batches, took_ms, done.
 #include <algorithm>
 #include <atomic>

@@ -6,7 +6,7 @@
 // zombie_ms_total (sum of max(0, finish - deadline): work done after the client had given up),
 // last_arrival_ms. The deadline is X-Client-Deadline-Ms when present (the valuation service
 // forwards the client's deadline as that observation header in every mode), else X-Deadline-Ms.
-// GET /stats answers them as JSON (and is not counted); SIGTERM prints them as key=value lines.
+// GET /stats answers them as JSON (and is not counted); SIGTERM reports them (Emit).
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -33,7 +33,7 @@ class Downstream {
   int Run() {
     auto listener = svc::Listener::Open(port_, 1024);
     if (!listener) {
-      std::fprintf(stderr, "error=%s\n", listener.error().message.c_str());
+      EmitError(listener.error().message);
       return 1;
     }
     Emit("listening", std::int64_t{listener->port()});

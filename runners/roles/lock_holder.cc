@@ -17,7 +17,7 @@
 // The write (--resource R): in one transaction, UPDATE fenced_resource (with --fenced 1 only
 // when last_token < token: the store refuses an older token) and INSERT fenced_write with the
 // store's answer: accepted (1 row changed) or refused (0 rows).
-// Output (key=value): owner, token, acquired_at_us, interval_id, entered, work_done, write,
+// Reports (Emit): owner, token, acquired_at_us, interval_id, entered, work_done, write,
 // left_at_us, unlock_before, unlock_deleted, unlock_deleted_foreign, unlock_kept_foreign, done.
 #include <chrono>
 #include <cstdint>

@@ -1,7 +1,10 @@
 #include "runners/roles/role_common.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+
+#include "runners/runner_wire.h"
 
 namespace lab::runners::roles {
 
@@ -48,11 +51,24 @@ void OnSigterm(int) { g_stop.store(true); }
 void StopOnSigterm() { ::signal(SIGTERM, OnSigterm); }
 bool StopRequested() { return g_stop.load(); }
 
+namespace {
+// One call per line, so lines of threads that report at once never interleave.
+void WriteLine(std::FILE* stream, const std::string& line) {
+  std::fprintf(stream, "%s\n", line.c_str());
+  std::fflush(stream);
+}
+}  // namespace
+
 void Emit(const std::string& key, const std::string& value) {
-  std::printf("%s=%s\n", key.c_str(), value.c_str());
-  std::fflush(stdout);
+  WriteLine(stdout, wire::ValueLine(key, value));
 }
 
 void Emit(const std::string& key, std::int64_t value) { Emit(key, std::to_string(value)); }
+
+void EmitFailpoint(const std::string& point, std::int64_t count) {
+  WriteLine(stdout, wire::FailpointLine(point, count));
+}
+
+void EmitError(const std::string& message) { WriteLine(stderr, wire::ErrorLine(message)); }
 
 }  // namespace lab::runners::roles

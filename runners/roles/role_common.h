@@ -1,19 +1,25 @@
 // What the service roles share: argument parsing (--key value), the failpoint (kills the
 // process with SIGKILL at a named point — it never fabricates an outcome), connection settings
-// and one-line key=value output the runner keeps in the process log.
+// and the output the runner reads from the process log: "@lab" JSON lines (runners/runner_wire.h)
+// of reported values, the failpoint that fired and a fatal error.
 #pragma once
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <string>
 
 #include "runners/mysql/mysql_client.h"
 
 namespace lab::runners::roles {
+
+// One line each on the process log, flushed at once (the process may be killed next).
+void Emit(const std::string& key, const std::string& value);       // a reported value
+void Emit(const std::string& key, std::int64_t value);             // as its decimal text
+void EmitFailpoint(const std::string& point, std::int64_t count);  // about to SIGKILL itself
+void EmitError(const std::string& message);  // the role's fatal error, on stderr
 
 class RoleArgs {
  public:
@@ -35,8 +41,7 @@ class Failpoint {
   void Hit(const char* point) {
     if (name_ != point) return;
     if (++count_ < after_) return;
-    std::printf("failpoint=%s count=%lld action=SIGKILL\n", point, static_cast<long long>(count_));
-    std::fflush(stdout);
+    EmitFailpoint(point, count_);  // flushed before the kill
     ::kill(::getpid(), SIGKILL);
     ::_exit(137);  // not reached
   }
@@ -54,8 +59,6 @@ void StopOnSigterm();
 bool StopRequested();
 
 mysql::MysqlConfig MysqlFromArgs(const RoleArgs& args);
-void Emit(const std::string& key, const std::string& value);
-void Emit(const std::string& key, std::int64_t value);
 
 int RunCommandService(const RoleArgs& args);
 int RunOutboxRelay(const RoleArgs& args);

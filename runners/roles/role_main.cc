@@ -37,9 +37,9 @@ int main(int argc, char** argv) {
     if (role == "downstream-service") return RunDownstreamService(args);
     if (role == "shop-service") return RunShopService(args);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error=%s\n", e.what());
+    EmitError(e.what());
     return 1;
   }
-  std::fprintf(stderr, "unknown role %s\n", role.c_str());
+  EmitError("unknown role " + role);
   return 2;
 }

@@ -25,7 +25,7 @@
 //   older value is served (200, X-Stale: 1), or 503 when there is none. An order is written with
 //   its outbox_event row in one transaction (the outbox-relay role publishes it); when that
 //   cannot be made durable in time, 503 at once (X-Rejected), never a 200.
-// SIGTERM: stop accepting, finish queued work, print the counters as key=value lines, exit 0.
+// SIGTERM: stop accepting, finish queued work, report the counters (Emit), exit 0.
 #include <atomic>
 #include <future>
 #include <map>

@@ -22,12 +22,11 @@
 // Statuses: 200 valued; 503 queue full / pool timeout / breaker open; 429 bulkhead full; 504 the
 // client's deadline passed (propagate); 502 the dependency failed or timed out on every attempt;
 // 500 a database error.
-// Prints `listening=PORT` once accepting; SIGTERM: stop accepting, finish queued work, print the
-// counters as key=value lines, exit 0.
+// Reports `listening` (the port) once accepting; SIGTERM: stop accepting, finish queued work,
+// report the counters (Emit), exit 0.
 #include <curl/curl.h>
 
 #include <atomic>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -164,7 +163,7 @@ class ValuationService {
   int Run() {
     auto listener = svc::Listener::Open(s_.port, 512);
     if (!listener) {
-      std::fprintf(stderr, "error=%s\n", listener.error().message.c_str());
+      EmitError(listener.error().message);
       return 1;
     }
     Emit("listening", std::int64_t{listener->port()});
