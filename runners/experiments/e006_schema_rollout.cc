@@ -317,7 +317,7 @@ class SchemaRollout final : public ExperimentBase {
       retire();
       return finish("the strict V1 consumers did not get partitions within 30 s");
     }
-    Progress(ctx, success ? 55 : 5);
+    Progress(ctx, 10);
     auto p1 = produce(kSchemaV1, first_half, 1, "producer-v1");
     std::int64_t produced = ToInt(p1.Value("produced"));
     details["schema_id_v1"] = ToInt(p1.Value("schema_id", "-1"));
@@ -333,7 +333,7 @@ class SchemaRollout final : public ExperimentBase {
       return finish("the strict V1 consumers did not consume the V1 half within 20 s");
     }
     Step(ctx, mode + ": V1 half consumed, lag 0");
-    Progress(ctx, success ? 65 : 15);
+    Progress(ctx, 30);
 
     // 2. The rollout.
     std::string reader = "strict";
@@ -375,7 +375,7 @@ class SchemaRollout final : public ExperimentBase {
     const std::int64_t produced_v2 = ToInt(p2.Value("produced"));
     produced += produced_v2;
     details["schema_id_v2"] = ToInt(p2.Value("schema_id", "-1"));
-    Progress(ctx, success ? 80 : 30);
+    Progress(ctx, 60);
 
     // 3. Bounded wait for convergence, then the consumers report.
     auto converged = drained(converge_timeout);
@@ -469,7 +469,7 @@ class SchemaRollout final : public ExperimentBase {
       Step(ctx, mode + ": produced - consumed - skipped - final_lag = " +
                     std::to_string(unaccounted) + " (records processed twice or not counted)");
     }
-    Progress(ctx, success ? 100 : 50);
+    Progress(ctx, 100);
     return result;
   }
 };
