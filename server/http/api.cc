@@ -168,140 +168,81 @@ Api::Authorised Api::Authorise(const HttpRequest& req, Role needed) {
   return result;
 }
 
-HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
-  const auto parts = Split(req.path);
-  const std::string& m = req.method;
-  auto method_not_allowed = [&](const char* allowed) {
-    auto r = Problem(405, "Method not allowed", m + " is not allowed on " + req.path);
-    r.AddHeader("Allow", allowed);
-    return r;
-  };
+namespace {
 
-  // Every resource, the UI included, answers only to this server's own names.
-  if (auto refused = CheckHost(req)) {
+bool Matches(const std::vector<const char*>& shape, const std::vector<std::string>& parts) {
+  if (parts.size() != shape.size()) return false;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (std::string_view(shape[i]) != "*" && parts[i] != shape[i]) return false;
+  }
+  return true;
+}
+
+// The API's own paths: under them, an unknown path is a 404, never the UI.
+bool IsApiPath(const std::vector<std::string>& parts) {
+  return !parts.empty() && (parts[0] == "experiments" || parts[0] == "runs" || parts[0] == "halt" ||
+                            parts[0] == "audit");
+}
+
+HttpResponse MethodNotAllowed(const HttpRequest& req, const std::string& allowed) {
+  auto r = Problem(405, "Method not allowed", req.method + " is not allowed on " + req.path);
+  r.AddHeader("Allow", allowed);
+  return r;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> Api::RateLimit(const HttpRequest& req) {
+  const int wait = limiter_.Acquire(req.remote_ip, std::chrono::steady_clock::now());
+  if (wait <= 0) return std::nullopt;
+  metrics_.AdmissionRejected("rate_limited");
+  auto r = Problem(429, "Too many requests", "slow down: this client is over its request rate");
+  r.AddHeader("Retry-After", std::to_string(wait));
+  return r;
+}
+
+// Host check, then the route: a public one is answered at once; an API one after the client's
+// rate limit, its token and role, and (for a change) the same-origin check; anything else is
+// the UI's static files.
+HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
+  if (auto refused = CheckHost(req)) {  // every resource answers only to this server's names
     route = "host_refused";
     return *refused;
   }
-
-  // Public: probes, metrics, the contract and the UI.
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    route = "/healthz";
-    return m == "GET" || m == "HEAD" ? Health() : method_not_allowed("GET");
+  const auto parts = Split(req.path);
+  std::vector<const RouteSpec*> here;  // the routes at this path, whatever their method
+  const RouteSpec* chosen = nullptr;
+  std::string allowed;
+  for (const auto& r : Routes()) {
+    if (!Matches(r.shape, parts)) continue;
+    here.push_back(&r);
+    if (req.method == r.method) chosen = &r;
+    if (std::string_view(r.method) != "HEAD")
+      allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
   }
-  if (parts.size() == 1 && parts[0] == "readyz") {
-    route = "/readyz";
-    return m == "GET" ? Ready() : method_not_allowed("GET");
-  }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    route = "/metrics";
-    return m == "GET" ? Metrics() : method_not_allowed("GET");
-  }
-  if (parts.size() == 1 && parts[0] == "openapi.json") {
-    route = "/openapi.json";
-    if (m != "GET") return method_not_allowed("GET");
-    HttpResponse r;
-    r.shared_body = openapi_body_;
-    return r;
-  }
-  const bool api = !parts.empty() && (parts[0] == "experiments" || parts[0] == "runs" ||
-                                      parts[0] == "halt" || parts[0] == "audit");
-  if (!api) {
+  if (here.empty() && !IsApiPath(parts)) {
     route = "/ui";
-    if (m != "GET" && m != "HEAD") return method_not_allowed("GET");
+    if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed(req, "GET");
     return ServeStaticFile(options_.web_root, req.path);
   }
-
-  // The API: rate limited per client, then authenticated and authorised.
-  if (int wait = limiter_.Acquire(req.remote_ip, std::chrono::steady_clock::now()); wait > 0) {
-    route = "/" + parts[0];
-    metrics_.AdmissionRejected("rate_limited");
-    auto r = Problem(429, "Too many requests", "slow down: this client is over its request rate");
-    r.AddHeader("Retry-After", std::to_string(wait));
-    return r;
+  if (!here.empty() && !here.front()->role) {  // public
+    route = here.front()->name;
+    return chosen ? chosen->handle(*this, Call{req, parts, Principal{}})
+                  : MethodNotAllowed(req, allowed);
   }
-  const bool mutating = m != "GET" && m != "HEAD";
-  Role needed = !mutating                               ? Role::kViewer
-                : (m == "DELETE" && parts[0] == "halt") ? Role::kAdmin
-                                                        : Role::kOperator;
-
-  // The API's resources: matched once, by shape ("*" is an id), then dispatched by method.
-  struct Call {
-    const HttpRequest& req;
-    const std::vector<std::string>& parts;
-    const Principal& who;
-  };
-  struct Method {
-    const char* verb;
-    HttpResponse (*handle)(Api&, const Call&);
-  };
-  struct Resource {
-    std::vector<const char*> shape;
-    const char* name;
-    std::vector<Method> methods;
-  };
-  static const std::vector<Resource> kResources = {
-      {{"experiments"},
-       "/experiments",
-       {{"GET", [](Api& a, const Call&) { return a.ListExperiments(); }}}},
-      {{"experiments", "*"},
-       "/experiments/{id}",
-       {{"GET", [](Api& a, const Call& c) { return a.GetExperiment(c.parts[1]); }}}},
-      {{"experiments", "*", "runs"},
-       "/experiments/{id}/runs",
-       {{"POST", [](Api& a, const Call& c) { return a.CreateRun(c.req, c.parts[1], c.who); }}}},
-      {{"runs"}, "/runs", {{"GET", [](Api& a, const Call& c) { return a.ListRuns(c.req); }}}},
-      {{"runs", "*"},
-       "/runs/{id}",
-       {{"GET", [](Api& a, const Call& c) { return a.GetRun(c.parts[1]); }}}},
-      {{"runs", "*", "events"},
-       "/runs/{id}/events",
-       {{"GET", [](Api& a, const Call& c) { return a.RunEvents(c.req, c.parts[1]); }}}},
-      {{"runs", "*", "report"},
-       "/runs/{id}/report",
-       {{"GET", [](Api& a, const Call& c) { return a.RunReport(c.req, c.parts[1]); }}}},
-      {{"runs", "*", "cancel"},
-       "/runs/{id}/cancel",
-       {{"POST", [](Api& a, const Call& c) { return a.CancelRun(c.req, c.parts[1], c.who); }}}},
-      {{"runs", "*", "artifacts"},
-       "/runs/{id}/artifacts",
-       {{"DELETE",
-         [](Api& a, const Call& c) { return a.RemoveArtifacts(c.req, c.parts[1], c.who); }}}},
-      {{"halt"},
-       "/halt",
-       {{"GET", [](Api& a, const Call&) { return a.HaltStatus(); }},
-        {"POST", [](Api& a, const Call& c) { return a.SetHalt(c.req, c.who); }},
-        {"DELETE", [](Api& a, const Call& c) { return a.LiftHalt(c.req, c.who); }}}},
-      {{"audit"}, "/audit", {{"GET", [](Api& a, const Call& c) { return a.ListAudit(c.req); }}}},
-      {{"audit", "verify"},
-       "/audit/verify",
-       {{"GET", [](Api& a, const Call&) { return a.VerifyAudit(); }}}},
-  };
-  auto matches = [&](const Resource& r) {
-    if (parts.size() != r.shape.size()) return false;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      if (std::string_view(r.shape[i]) != "*" && parts[i] != r.shape[i]) return false;
-    }
-    return true;
-  };
-  const auto resource = std::find_if(kResources.begin(), kResources.end(), matches);
-  if (resource == kResources.end()) {
-    route = "/" + parts[0];
-    return Problem(404, "Not found", "no resource at " + req.path);
-  }
-  route = resource->name;
-
+  route = here.empty() ? "/" + parts[0] : here.front()->name;
+  if (auto limited = RateLimit(req)) return *limited;
+  if (here.empty()) return Problem(404, "Not found", "no resource at " + req.path);
+  const bool mutating = req.method != "GET" && req.method != "HEAD";
+  // A method the path does not have is refused after authentication, as its kind needs.
+  const Role needed = chosen ? *chosen->role : mutating ? Role::kOperator : Role::kViewer;
   auto auth = Authorise(req, needed);
   if (auth.refusal) return *auth.refusal;
   if (mutating) {
     if (auto refused = CheckSameOrigin(req)) return *refused;
   }
-  for (const auto& method : resource->methods) {
-    if (m == method.verb) return method.handle(*this, Call{req, parts, auth.principal});
-  }
-  std::string allowed;
-  for (const auto& method : resource->methods)
-    allowed += (allowed.empty() ? "" : ", ") + std::string(method.verb);
-  return method_not_allowed(allowed.c_str());
+  if (!chosen) return MethodNotAllowed(req, allowed);
+  return chosen->handle(*this, Call{req, parts, auth.principal});
 }
 
 }  // namespace lab::server

@@ -50,7 +50,24 @@ class Api {
     std::optional<HttpResponse> refusal;
   };
 
+  // One route: method, path shape ("*" stands for an id), its metrics label, who may call it
+  // (nullopt: anyone, without rate limit or token) and its handler. api_routes.cc lists them.
+  struct Call {
+    const HttpRequest& req;
+    const std::vector<std::string>& parts;
+    const Principal& who;
+  };
+  struct RouteSpec {
+    const char* method;
+    std::vector<const char*> shape;
+    const char* name;
+    std::optional<Role> role;
+    HttpResponse (*handle)(Api&, const Call&);
+  };
+  static const std::vector<RouteSpec>& Routes();
+
   HttpResponse Route(const HttpRequest& request, std::string& route);
+  std::optional<HttpResponse> RateLimit(const HttpRequest& request);
   Authorised Authorise(const HttpRequest& request, Role needed);
   std::optional<HttpResponse> CheckSameOrigin(const HttpRequest& request);
   std::optional<HttpResponse> CheckHost(const HttpRequest& request);
