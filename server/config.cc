@@ -216,7 +216,10 @@ Bound to a non-loopback address the server refuses to start without tokens.
 )";
 }
 
-domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
+namespace {
+
+// The defaults that point into this source and build tree.
+ServerConfig TreeDefaults() {
   ServerConfig c;
 #ifdef LAB_SOURCE_DIR
   c.web_root = std::string(LAB_SOURCE_DIR) + "/web";
@@ -228,6 +231,99 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
   c.stack.role_binary = std::string(LAB_BINARY_DIR) + "/lab-role";
   c.stack.runner_host_binary = std::string(LAB_BINARY_DIR) + "/lab-runner-host";
 #endif
+  return c;
+}
+
+// A numeric option: its bounds and where its value goes.
+struct IntOption {
+  const char* name;
+  long min;
+  long max;
+  void (*set)(ServerConfig&, long);
+};
+
+constexpr IntOption kIntOptions[] = {
+    {"--workers", kWorkerBounds.min, kWorkerBounds.max,
+     [](ServerConfig& c, long n) { c.workers = static_cast<int>(n); }},
+    {"--http-threads", kWorkerBounds.min, kWorkerBounds.max,
+     [](ServerConfig& c, long n) { c.http_threads = static_cast<int>(n); }},
+    {"--queue-capacity", kQueueCapacityBounds.min, kQueueCapacityBounds.max,
+     [](ServerConfig& c, long n) { c.queue_capacity = static_cast<std::size_t>(n); }},
+    {"--rate-limit", kRateBounds.min, kRateBounds.max,
+     [](ServerConfig& c, long n) { c.rate_limit = static_cast<double>(n); }},
+    {"--rate-burst", kRateBounds.min, kRateBounds.max,
+     [](ServerConfig& c, long n) { c.rate_burst = static_cast<double>(n); }},
+    {"--body-limit", 1024, 16 * 1024 * 1024,
+     [](ServerConfig& c, long n) { c.body_limit = static_cast<std::size_t>(n); }},
+    {"--max-event-streams", 1, 10000,
+     [](ServerConfig& c, long n) { c.max_event_streams = static_cast<int>(n); }},
+    {"--read-timeout", 1, 3600,
+     [](ServerConfig& c, long n) { c.read_timeout_seconds = static_cast<int>(n); }},
+    {"--idle-timeout", 1, 3600,
+     [](ServerConfig& c, long n) { c.idle_timeout_seconds = static_cast<int>(n); }},
+    {"--shutdown-timeout", 1, 3600,
+     [](ServerConfig& c, long n) { c.shutdown_timeout_seconds = static_cast<int>(n); }},
+};
+
+// A text option and the field it sets.
+struct TextOption {
+  const char* name;
+  std::string ServerConfig::*field;
+};
+
+constexpr TextOption kTextOptions[] = {
+    {"--data-dir", &ServerConfig::data_dir},
+    {"--web-root", &ServerConfig::web_root},
+    {"--migrations", &ServerConfig::migrations_dir},
+    {"--port-file", &ServerConfig::port_file},
+};
+
+// One command-line option and its value; `tokens_file` receives --tokens-file.
+domain::Status ApplyOption(const std::string& arg, const std::string& value, ServerConfig& c,
+                           std::string& tokens_file) {
+  for (const auto& o : kIntOptions) {
+    if (arg != o.name) continue;
+    auto n = ParseInt(arg, value, o.min, o.max);
+    if (!n.ok()) return n.error();
+    o.set(c, *n);
+    return {};
+  }
+  for (const auto& o : kTextOptions) {
+    if (arg != o.name) continue;
+    c.*o.field = value;
+    return {};
+  }
+  if (arg == "--listen") return ParseListen(value, c);
+  if (arg == "--allow-host") return AddAllowedHosts(arg, value, c);
+  if (arg == "--tokens-file") {
+    tokens_file = value;
+    return {};
+  }
+  if (arg == "--config") return {};  // read before the other options, which override the file
+  return MakeError(ErrorCode::kInvalidArgument, "unknown option " + arg + " (see --help)");
+}
+
+// What the environment adds: stack endpoints, allowed hosts, and the tokens (a tokens file wins
+// over LAB_TOKENS). Read once, at start-up.
+domain::Status ApplyEnvironmentAndTokens(ServerConfig& c, const std::string& tokens_file) {
+  ApplyEnvironment(c.stack);
+  if (const char* v = std::getenv("LAB_ALLOWED_HOSTS")) {  // NOLINT(concurrency-mt-unsafe)
+    if (auto s = AddAllowedHosts("LAB_ALLOWED_HOSTS", v, c); !s.ok()) return s;
+  }
+  if (!tokens_file.empty()) {
+    auto text = ReadFile(tokens_file, "tokens file");
+    if (!text.ok()) return text.error();
+    c.tokens = TokensFileToSpec(*text);
+  } else if (const char* t = std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe)
+    c.tokens = t;
+  }
+  return {};
+}
+
+}  // namespace
+
+domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
+  ServerConfig c = TreeDefaults();
   // The file first, then the command line over it: a flag always wins over the file.
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--config") {
@@ -240,71 +336,9 @@ domain::Result<ServerConfig> LoadConfig(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") return MakeError(ErrorCode::kNotFound, Usage());
     if (i + 1 >= argc)
       return MakeError(ErrorCode::kInvalidArgument, arg + " needs a value (see --help)");
-    std::string value = argv[++i];
-    domain::Status s;
-    if (arg == "--listen") {
-      s = ParseListen(value, c);
-    } else if (arg == "--data-dir") {
-      c.data_dir = value;
-    } else if (arg == "--workers" || arg == "--http-threads") {
-      auto n = ParseInt(arg, value, kWorkerBounds.min, kWorkerBounds.max);
-      if (!n.ok()) return n.error();
-      (arg == "--workers" ? c.workers : c.http_threads) = static_cast<int>(*n);
-    } else if (arg == "--queue-capacity") {
-      auto n = ParseInt(arg, value, kQueueCapacityBounds.min, kQueueCapacityBounds.max);
-      if (!n.ok()) return n.error();
-      c.queue_capacity = static_cast<std::size_t>(*n);
-    } else if (arg == "--rate-limit" || arg == "--rate-burst") {
-      auto n = ParseInt(arg, value, kRateBounds.min, kRateBounds.max);
-      if (!n.ok()) return n.error();
-      (arg == "--rate-limit" ? c.rate_limit : c.rate_burst) = static_cast<double>(*n);
-    } else if (arg == "--body-limit") {
-      auto n = ParseInt(arg, value, 1024, 16 * 1024 * 1024);
-      if (!n.ok()) return n.error();
-      c.body_limit = static_cast<std::size_t>(*n);
-    } else if (arg == "--max-event-streams") {
-      auto n = ParseInt(arg, value, 1, 10000);
-      if (!n.ok()) return n.error();
-      c.max_event_streams = static_cast<int>(*n);
-    } else if (arg == "--read-timeout" || arg == "--idle-timeout") {
-      auto n = ParseInt(arg, value, 1, 3600);
-      if (!n.ok()) return n.error();
-      (arg == "--read-timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) =
-          static_cast<int>(*n);
-    } else if (arg == "--shutdown-timeout") {
-      auto n = ParseInt(arg, value, 1, 3600);
-      if (!n.ok()) return n.error();
-      c.shutdown_timeout_seconds = static_cast<int>(*n);
-    } else if (arg == "--config") {
-      // Read before this loop, so that the command line overrides the file.
-    } else if (arg == "--tokens-file") {
-      tokens_file = value;
-    } else if (arg == "--web-root") {
-      c.web_root = value;
-    } else if (arg == "--migrations") {
-      c.migrations_dir = value;
-    } else if (arg == "--port-file") {
-      c.port_file = value;
-    } else if (arg == "--allow-host") {
-      s = AddAllowedHosts(arg, value, c);
-    } else {
-      return MakeError(ErrorCode::kInvalidArgument, "unknown option " + arg + " (see --help)");
-    }
-    if (!s.ok()) return s.error();
+    if (auto s = ApplyOption(arg, argv[++i], c, tokens_file); !s.ok()) return s.error();
   }
-  ApplyEnvironment(c.stack);
-  if (const char* v =
-          std::getenv("LAB_ALLOWED_HOSTS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
-    if (auto s = AddAllowedHosts("LAB_ALLOWED_HOSTS", v, c); !s.ok()) return s.error();
-  }
-  if (!tokens_file.empty()) {
-    auto text = ReadFile(tokens_file, "tokens file");
-    if (!text.ok()) return text.error();
-    c.tokens = TokensFileToSpec(*text);
-  } else if (const char* t =
-                 std::getenv("LAB_TOKENS")) {  // NOLINT(concurrency-mt-unsafe): start-up only
-    c.tokens = t;
-  }
+  if (auto s = ApplyEnvironmentAndTokens(c, tokens_file); !s.ok()) return s.error();
   return c;
 }
 
