@@ -8,6 +8,8 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
+// Every family of API.md, declared in one place: a list, one family a few lines, kept together
+// so the names can be read against the contract.
 LabMetrics::LabMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
   http_requests_ = &BuildCounter()

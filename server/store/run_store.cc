@@ -194,6 +194,33 @@ Result<std::optional<RunRecord>> RunStore::GetWith(SqliteDb& db, const std::stri
   return std::optional<RunRecord>();
 }
 
+Status RunStore::WriteStateLocked(const RunRecord& run) {
+  auto u = writer_->Prepare(
+      "UPDATE runs SET state = ?, verdict = ?, verdict_reason = ?, result_json = ?, error = ?, "
+      "started_at = ?, finished_at = ?, progress = ? WHERE id = ?");
+  if (!u.ok()) return u.error();
+  std::optional<std::string> verdict;
+  if (run.verdict) verdict = std::string(domain::ToString(*run.verdict));
+  return u->Bind(1, domain::ToString(run.state))
+      .BindOpt(2, verdict)
+      .Bind(3, run.verdict_reason)
+      .Bind(4, run.result_json)
+      .BindOpt(5, run.error)
+      .BindOpt(6, run.started_at)
+      .BindOpt(7, run.finished_at)
+      .Bind(8, run.progress)
+      .Bind(9, run.id)
+      .Run();
+}
+
+Status RunStore::RecordRunCleanupLocked(const std::string& id, CleanupRecord cleanup) {
+  cleanup.run_id = id;
+  if (auto s = UpsertCleanupLocked(cleanup); !s.ok()) return s;
+  if (cleanup.state != CleanupRecord::kPending) return {};
+  return AppendAuditLocked("run.cleanup.pending", id, "", CleanupAuditJson(cleanup),
+                           Actor{"system", ""});
+}
+
 Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransition& change,
                                        const Actor& actor) {
   std::lock_guard lock(write_mu_);
@@ -208,52 +235,15 @@ Result<RunRecord> RunStore::Transition(const std::string& id, const RunTransitio
     return MakeError(ErrorCode::kInternal, "a " + std::string(domain::ToString(change.to)) +
                                                " run cannot carry that verdict");
   }
-  std::string before = StateJson(run.state, run.verdict);
-  std::string now = Now();
-  run.state = change.to;
-  if (change.to == domain::RunState::kRunning) run.started_at = now;
-  if (domain::IsTerminal(change.to)) {
-    run.finished_at = now;
-    run.verdict = change.verdict;
-    run.verdict_reason = change.verdict_reason;
-    if (change.to == domain::RunState::kCompleted) run.progress = 100;
-  }
-  if (change.result_json) run.result_json = *change.result_json;
-  if (change.error) run.error = change.error;
-  auto u = writer_->Prepare(
-      "UPDATE runs SET state = ?, verdict = ?, verdict_reason = ?, result_json = ?, error = ?, "
-      "started_at = ?, finished_at = ?, progress = ? WHERE id = ?");
-  if (!u.ok()) return u.error();
-  std::optional<std::string> verdict;
-  if (run.verdict) verdict = std::string(domain::ToString(*run.verdict));
-  if (auto s = u->Bind(1, domain::ToString(run.state))
-                   .BindOpt(2, verdict)
-                   .Bind(3, run.verdict_reason)
-                   .Bind(4, run.result_json)
-                   .BindOpt(5, run.error)
-                   .BindOpt(6, run.started_at)
-                   .BindOpt(7, run.finished_at)
-                   .Bind(8, run.progress)
-                   .Bind(9, id)
-                   .Run();
-      !s.ok()) {
-    return s.error();
-  }
-  std::string after = StateJson(run.state, run.verdict);
+  const std::string before = StateJson(run.state, run.verdict);
+  ApplyTransition(run, change, Now());
+  if (auto s = WriteStateLocked(run); !s.ok()) return s.error();
+  const std::string after = StateJson(run.state, run.verdict);
   if (auto s = AppendAuditLocked(change.audit_action, id, before, after, actor); !s.ok()) {
     return s.error();
   }
   if (change.cleanup) {
-    CleanupRecord cleanup = *change.cleanup;
-    cleanup.run_id = id;
-    if (auto s = UpsertCleanupLocked(cleanup); !s.ok()) return s.error();
-    if (cleanup.state == CleanupRecord::kPending) {
-      if (auto s = AppendAuditLocked("run.cleanup.pending", id, "", CleanupAuditJson(cleanup),
-                                     Actor{"system", ""});
-          !s.ok()) {
-        return s.error();
-      }
-    }
+    if (auto s = RecordRunCleanupLocked(id, *change.cleanup); !s.ok()) return s.error();
   }
   if (auto s = tx.Commit(); !s.ok()) return s.error();
   if (domain::IsTerminal(run.state)) ++finished_generation_;

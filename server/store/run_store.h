@@ -206,8 +206,11 @@ class RunStore {
                                    const Actor& actor);
   domain::Result<std::optional<RunRecord>> GetWith(SqliteDb& db, const std::string& id);
   std::string Now() const;
-  // Requires write_mu_ held and a transaction open.
+  // Each requires write_mu_ held and a transaction open.
   domain::Status UpsertCleanupLocked(const CleanupRecord& record);
+  domain::Status WriteStateLocked(const RunRecord& run);
+  // The cleanup a run ended with; a pending one is audited as run.cleanup.pending.
+  domain::Status RecordRunCleanupLocked(const std::string& id, CleanupRecord cleanup);
 
   // Runs a read on the read connection (or the writer for :memory:), serialised per connection.
   template <typename F>

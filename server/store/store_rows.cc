@@ -24,6 +24,19 @@ RunRecord ReadRun(const Statement& s) {
   return r;
 }
 
+void ApplyTransition(RunRecord& run, const RunTransition& change, const std::string& now) {
+  run.state = change.to;
+  if (change.to == domain::RunState::kRunning) run.started_at = now;
+  if (domain::IsTerminal(change.to)) {
+    run.finished_at = now;
+    run.verdict = change.verdict;
+    run.verdict_reason = change.verdict_reason;
+    if (change.to == domain::RunState::kCompleted) run.progress = 100;
+  }
+  if (change.result_json) run.result_json = *change.result_json;
+  if (change.error) run.error = change.error;
+}
+
 domain::AuditEntry ReadAudit(const Statement& s) {
   domain::AuditEntry e;
   e.seq = s.Int(0);

@@ -49,6 +49,8 @@ inline constexpr const char* kCleanupColumns =
     "updated_at";
 
 RunRecord ReadRun(const Statement& s);
+// `run` as `change` leaves it at `now` (RFC 3339): state, times, verdict, result, error.
+void ApplyTransition(RunRecord& run, const RunTransition& change, const std::string& now);
 domain::AuditEntry ReadAudit(const Statement& s);
 // A small JSON object of the fields an audit entry records about a run's state.
 std::string StateJson(domain::RunState state, const std::optional<domain::Verdict>& verdict);
