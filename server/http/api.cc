@@ -192,6 +192,15 @@ HttpResponse MethodNotAllowed(const HttpRequest& req, const std::string& allowed
 
 }  // namespace
 
+std::string Api::AllowedAt(const std::vector<std::string>& parts) {
+  std::string allowed;
+  for (const auto& r : Routes()) {
+    if (Matches(r.shape, parts) && std::string_view(r.method) != "HEAD")
+      allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+  }
+  return allowed;
+}
+
 std::optional<HttpResponse> Api::RateLimit(const HttpRequest& req) {
   const int wait = limiter_.Acquire(req.remote_ip, std::chrono::steady_clock::now());
   if (wait <= 0) return std::nullopt;
@@ -210,29 +219,29 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
     return *refused;
   }
   const auto parts = Split(req.path);
-  std::vector<const RouteSpec*> here;  // the routes at this path, whatever their method
+  const RouteSpec* here = nullptr;  // the first route at this path, whatever its method
   const RouteSpec* chosen = nullptr;
-  std::string allowed;
   for (const auto& r : Routes()) {
     if (!Matches(r.shape, parts)) continue;
-    here.push_back(&r);
-    if (req.method == r.method) chosen = &r;
-    if (std::string_view(r.method) != "HEAD")
-      allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+    if (here == nullptr) here = &r;
+    if (req.method == r.method) {
+      chosen = &r;
+      break;
+    }
   }
-  if (here.empty() && !IsApiPath(parts)) {
+  if (here == nullptr && !IsApiPath(parts)) {
     route = "/ui";
     if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed(req, "GET");
     return ServeStaticFile(options_.web_root, req.path);
   }
-  if (!here.empty() && !here.front()->role) {  // public
-    route = here.front()->name;
+  if (here != nullptr && !here->role) {  // public
+    route = here->name;
     return chosen ? chosen->handle(*this, Call{req, parts, Principal{}})
-                  : MethodNotAllowed(req, allowed);
+                  : MethodNotAllowed(req, AllowedAt(parts));
   }
-  route = here.empty() ? "/" + parts[0] : here.front()->name;
+  route = here == nullptr ? "/" + parts[0] : here->name;
   if (auto limited = RateLimit(req)) return *limited;
-  if (here.empty()) return Problem(404, "Not found", "no resource at " + req.path);
+  if (here == nullptr) return Problem(404, "Not found", "no resource at " + req.path);
   const bool mutating = req.method != "GET" && req.method != "HEAD";
   // A method the path does not have is refused after authentication, as its kind needs.
   const Role needed = chosen ? *chosen->role : mutating ? Role::kOperator : Role::kViewer;
@@ -241,7 +250,7 @@ HttpResponse Api::Route(const HttpRequest& req, std::string& route) {
   if (mutating) {
     if (auto refused = CheckSameOrigin(req)) return *refused;
   }
-  if (!chosen) return MethodNotAllowed(req, allowed);
+  if (!chosen) return MethodNotAllowed(req, AllowedAt(parts));
   return chosen->handle(*this, Call{req, parts, auth.principal});
 }
 

@@ -65,6 +65,8 @@ class Api {
     HttpResponse (*handle)(Api&, const Call&);
   };
   static const std::vector<RouteSpec>& Routes();
+  // The methods the routes at this path answer, for a 405's Allow (HEAD left implicit).
+  static std::string AllowedAt(const std::vector<std::string>& parts);
 
   HttpResponse Route(const HttpRequest& request, std::string& route);
   std::optional<HttpResponse> RateLimit(const HttpRequest& request);
