@@ -267,168 +267,270 @@ double StateNumber(const std::string& state) {
   return 0;
 }
 
+// The mode's parameters.
+struct Params {
+  std::int64_t rate = 0;
+  std::int64_t latency_ms = 0;
+  std::int64_t call_timeout_ms = 0;
+  std::int64_t client_timeout_ms = 0;
+  std::int64_t workers = 0;
+  std::int64_t open_ms = 0;
+  std::int64_t baseline_s = 0;
+  std::int64_t fault_s = 0;
+  std::int64_t after_s = 0;
+  std::int64_t settle_ms = 0;
+  bool breaker = false;
+};
+
+Params ReadParams(const domain::RunContext& ctx, const std::string& mode) {
+  Params p;
+  p.rate = domain::GetInt(ctx.params, "rate");
+  p.latency_ms = domain::GetInt(ctx.params, "latency_ms");
+  p.call_timeout_ms = domain::GetInt(ctx.params, "call_timeout_ms");
+  p.client_timeout_ms = domain::GetInt(ctx.params, "client_timeout_ms");
+  p.workers = domain::GetInt(ctx.params, "workers");
+  p.open_ms = domain::GetInt(ctx.params, "open_ms");
+  p.baseline_s = domain::GetInt(ctx.params, "baseline_s");
+  p.fault_s = domain::GetInt(ctx.params, "fault_s");
+  p.after_s = domain::GetInt(ctx.params, "after_s");
+  p.settle_ms = domain::GetInt(ctx.params, "settle_ms");
+  p.breaker = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
+  return p;
+}
+
+// Why a phase ended the mode inconclusive; nullopt: the run goes on.
+using Abort = std::optional<std::string>;
+
+domain::Result<nlohmann::json> NotRead() {
+  return domain::MakeError(domain::ErrorCode::kInternal, "not read");
+}
+
+// What the phases of one mode's run share: the processes, the load and its sampler, the fault's
+// edges (epoch ms) and what was read from the services.
+struct BreakerRun {
+  BreakerRun(const domain::RunContext& c, const std::string& m) : ctx(c), mode(m) {}
+  const domain::RunContext& ctx;
+  const std::string mode;
+  domain::ModeResult result;
+  Params p;
+  std::optional<ServiceProcess> downstream;
+  std::string proxy_url;
+  std::optional<ServiceProcess> svc;
+  pid_t service_pid = 0;
+  std::optional<MetricsSampler> sampler;
+  std::optional<OpenLoopLoad> load;
+  std::int64_t start_ms = 0;
+  std::int64_t baseline_end_ms = 0;
+  std::int64_t fault_on_ms = 0;
+  std::int64_t fault_off_ms = 0;
+  std::int64_t end_ms = 0;
+  double canary_ms = -1;
+  std::string fault_error;
+  domain::Result<nlohmann::json> before = NotRead();         // the downstream's /stats
+  domain::Result<nlohmann::json> during = NotRead();         // the downstream's /stats
+  domain::Result<nlohmann::json> final_metrics = NotRead();  // the service's /metrics
+  bool alive = false;
+};
+
+// What the load and the service's transition log say about the fault.
+struct Findings {
+  Window base, all_fault, settled, after;
+  std::int64_t first_open_answer_ms = 0;
+  std::int64_t opened_service_ms = 0;
+  std::int64_t closed_service_ms = 0;
+  int opened = 0;
+  nlohmann::json transitions_rel = nlohmann::json::array();
+  std::int64_t recovered_slot_ms = -1;
+  double downstream_during = 0;
+};
+
 class CircuitBreakerExperiment final : public ServiceExperiment {
  public:
   explicit CircuitBreakerExperiment(StackConfig config) : ServiceExperiment(std::move(config)) {}
   std::string_view ExperimentId() const override { return "N21"; }
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
-    domain::ModeResult result;
-    const std::int64_t rate = domain::GetInt(ctx.params, "rate");
-    const std::int64_t latency_ms = domain::GetInt(ctx.params, "latency_ms");
-    const std::int64_t call_timeout_ms = domain::GetInt(ctx.params, "call_timeout_ms");
-    const std::int64_t client_timeout_ms = domain::GetInt(ctx.params, "client_timeout_ms");
-    const std::int64_t workers = domain::GetInt(ctx.params, "workers");
-    const std::int64_t open_ms = domain::GetInt(ctx.params, "open_ms");
-    const std::int64_t baseline_s = domain::GetInt(ctx.params, "baseline_s");
-    const std::int64_t fault_s = domain::GetInt(ctx.params, "fault_s");
-    const std::int64_t after_s = domain::GetInt(ctx.params, "after_s");
-    const std::int64_t settle_ms = domain::GetInt(ctx.params, "settle_ms");
-    const bool breaker = mode == "success" && domain::GetString(ctx.params, "practice") != "off";
+    BreakerRun r(ctx, mode);
+    r.p = ReadParams(ctx, mode);
+    if (auto why = StartServices(r)) return Inconclusive(std::move(r.result), *why);
+    RunLoadAroundFault(r);
+    if (auto why = StopServices(r)) return Inconclusive(std::move(r.result), *why);
+    Findings f;
+    if (auto why = MeasureWindows(r, f)) return Inconclusive(std::move(r.result), *why);
+    ReadTimeToOpen(r, f);
+    FindRecovery(r, f);
+    f.downstream_during = JsonNumber(*r.during, "received") - JsonNumber(*r.before, "received") -
+                          (r.canary_ms >= 0 ? 1 : 0);
+    RecordMetrics(r, f);
+    RecordDetails(r, f);
+    return std::move(r.result);
+  }
 
-    auto downstream = StartService(ctx, mode, result, "downstream-service", {}, "downstream");
-    if (!downstream) return Inconclusive(std::move(result), downstream.error().message);
-    auto proxy = ProxyToLoopback(ctx, mode, result, "downstream", downstream->port);
-    if (!proxy) return Inconclusive(std::move(result), "toxiproxy: " + proxy.error().message);
-    const std::string proxy_url = "http://127.0.0.1:" + std::to_string(*proxy);
+ private:
+  // The downstream behind a Toxiproxy proxy of the run, and the service calling it through it.
+  Abort StartServices(BreakerRun& r) {
+    auto downstream = StartService(r.ctx, r.mode, r.result, "downstream-service", {}, "downstream");
+    if (!downstream) return downstream.error().message;
+    r.downstream = std::move(*downstream);
+    auto proxy = ProxyToLoopback(r.ctx, r.mode, r.result, "downstream", r.downstream->port);
+    if (!proxy) return "toxiproxy: " + proxy.error().message;
+    r.proxy_url = "http://127.0.0.1:" + std::to_string(*proxy);
+    auto svc = StartService(r.ctx, r.mode, r.result, "valuation-service", ServiceArgs(r),
+                            "valuation-service");
+    if (!svc) return svc.error().message;
+    r.svc = std::move(*svc);
+    r.service_pid = r.svc->process.pid();
+    Step(r.ctx, r.mode + ": " + std::to_string(r.p.rate) + " requests/s, " +
+                    (r.p.breaker ? "breaker on (open " + std::to_string(r.p.open_ms) + " ms)"
+                                 : std::string("no breaker")) +
+                    "; calls bounded by " + std::to_string(r.p.call_timeout_ms) + " ms");
+    return std::nullopt;
+  }
+
+  static std::vector<std::string> ServiceArgs(const BreakerRun& r) {
     std::vector<std::string> args = {"--workers",
-                                     std::to_string(workers),
+                                     std::to_string(r.p.workers),
                                      "--queue",
-                                     std::to_string(2 * workers),
+                                     std::to_string(2 * r.p.workers),
                                      "--downstream",
-                                     proxy_url,
+                                     r.proxy_url,
                                      "--downstream-timeout-ms",
-                                     std::to_string(call_timeout_ms),
+                                     std::to_string(r.p.call_timeout_ms),
                                      "--fallback",
                                      "last-good",
                                      "--breaker",
-                                     breaker ? "on" : "off"};
-    if (breaker) {
+                                     r.p.breaker ? "on" : "off"};
+    if (r.p.breaker) {
       for (const auto& a :
            {"--breaker-window", "20", "--breaker-min-calls", "10", "--breaker-failure-rate", "50",
             "--breaker-slow-ms", "200", "--breaker-slow-rate", "50", "--breaker-probes", "3"}) {
         args.emplace_back(a);
       }
-      args.insert(args.end(), {"--breaker-open-ms", std::to_string(open_ms)});
+      args.insert(args.end(), {"--breaker-open-ms", std::to_string(r.p.open_ms)});
     }
-    auto svc = StartService(ctx, mode, result, "valuation-service", args, "valuation-service");
-    if (!svc) return Inconclusive(std::move(result), svc.error().message);
-    const pid_t service_pid = svc->process.pid();
-    Step(ctx, mode + ": " + std::to_string(rate) + " requests/s, " +
-                  (breaker ? "breaker on (open " + std::to_string(open_ms) + " ms)"
-                           : std::string("no breaker")) +
-                  "; calls bounded by " + std::to_string(call_timeout_ms) + " ms");
+    return args;
+  }
 
-    MetricsSampler sampler(svc->BaseUrl() + "/metrics");
-    OpenLoopLoad load(svc->BaseUrl(), rate, Ms(client_timeout_ms));
-    const std::int64_t start_ms = service::EpochMs();
-    sampler.Start();
-    load.Start();
-    SleepFor(Ms(baseline_s * 1000), ctx.stop);
-    Progress(ctx, 20);
+  // The open-loop load and the sampler run through baseline, fault and after; the downstream's
+  // /stats is read at the fault's edges.
+  void RunLoadAroundFault(BreakerRun& r) {
+    r.sampler.emplace(r.svc->BaseUrl() + "/metrics");
+    r.load.emplace(r.svc->BaseUrl(), r.p.rate, Ms(r.p.client_timeout_ms));
+    r.start_ms = service::EpochMs();
+    r.sampler->Start();
+    r.load->Start();
+    SleepFor(Ms(r.p.baseline_s * 1000), r.ctx.stop);
+    Progress(r.ctx, 20);
 
-    auto before = GetJson(*downstream, "/stats");
+    r.before = GetJson(*r.downstream, "/stats");
     // The baseline ends before the toxic is asked for: a request still in flight when it takes
     // effect belongs to neither side.
-    const std::int64_t baseline_end_ms = service::EpochMs() - 50;
-    std::int64_t fault_on_ms = 0;
-    std::int64_t fault_off_ms = 0;
-    double canary_ms = -1;
-    std::string fault_error;
-    if (!ctx.stop.stop_requested()) {
-      if (auto s = AddToxic(ctx, mode, "downstream", "latency", "downstream",
-                            {{"latency", latency_ms}, {"jitter", 0}});
-          !s) {
-        fault_error = "toxiproxy: " + s.error().message;
-      } else {
-        fault_on_ms = service::EpochMs();
-        SleepFor(300ms, ctx.stop);
-        // The fault, seen by this process through the proxy: its own call takes latency_ms.
-        auto c =
-            registry::HttpRequest("GET", proxy_url + "/quote?id=0", "", "", Ms(latency_ms + 3000));
-        if (c && c->status == 200) canary_ms = c->total_ms;
-        const std::int64_t left = fault_on_ms + fault_s * 1000 - service::EpochMs();
-        if (left > 0) SleepFor(Ms(left), ctx.stop);
-        fault_off_ms = service::EpochMs();
-        if (auto r = RemoveToxic(ctx, mode, "downstream", "latency"); !r)
-          fault_error = "toxiproxy: " + r.error().message;
-      }
-    }
-    auto during = GetJson(*downstream, "/stats");
-    Progress(ctx, 60);
-    if (fault_error.empty()) SleepFor(Ms(after_s * 1000), ctx.stop);
-    const std::int64_t end_ms = service::EpochMs();
-    load.Stop();
-    sampler.Stop();
-    auto final_metrics = GetJson(*svc, "/metrics");
-    const bool alive =
-        final_metrics.ok() && svc->process.pid() == service_pid && ::kill(service_pid, 0) == 0;
-    StopService(ctx, *svc, result);
-    StopService(ctx, *downstream, result);
-    (void)RemoveProxy(ctx, mode, "downstream");
-    if (ctx.stop.stop_requested()) return Inconclusive(std::move(result), "cancelled");
-    if (!fault_error.empty()) return Inconclusive(std::move(result), fault_error);
-    if (!final_metrics) return Inconclusive(std::move(result), final_metrics.error().message);
-    if (!before || !during)
-      return Inconclusive(std::move(result), "downstream /stats could not be read");
+    r.baseline_end_ms = service::EpochMs() - 50;
+    if (!r.ctx.stop.stop_requested()) InjectFault(r);
+    r.during = GetJson(*r.downstream, "/stats");
+    Progress(r.ctx, 60);
+    if (r.fault_error.empty()) SleepFor(Ms(r.p.after_s * 1000), r.ctx.stop);
+    r.end_ms = service::EpochMs();
+    r.load->Stop();
+    r.sampler->Stop();
+  }
 
-    const auto& sent = load.sent();
-    const Window base = Measure(sent, start_ms, baseline_end_ms);
-    const Window all_fault = Measure(sent, fault_on_ms, fault_off_ms);
-    const Window settled = Measure(sent, fault_on_ms + settle_ms, fault_off_ms);
-    const Window after = Measure(sent, fault_off_ms + after_s * 500, end_ms);
-    if (base.n == 0 || settled.n == 0 || after.n == 0) {
-      return Inconclusive(std::move(result), "the load sent no request in a window (baseline " +
-                                                 std::to_string(base.n) + ", settled " +
-                                                 std::to_string(settled.n) + ", after " +
-                                                 std::to_string(after.n) + ")");
+  // The latency toxic for fault_s, with this process's own call through the proxy as the proof
+  // that it took.
+  void InjectFault(BreakerRun& r) {
+    if (auto s = AddToxic(r.ctx, r.mode, "downstream", "latency", "downstream",
+                          {{"latency", r.p.latency_ms}, {"jitter", 0}});
+        !s) {
+      r.fault_error = "toxiproxy: " + s.error().message;
+      return;
     }
+    r.fault_on_ms = service::EpochMs();
+    SleepFor(300ms, r.ctx.stop);
+    // The fault, seen by this process through the proxy: its own call takes latency_ms.
+    auto c = registry::HttpRequest("GET", r.proxy_url + "/quote?id=0", "", "",
+                                   Ms(r.p.latency_ms + 3000));
+    if (c && c->status == 200) r.canary_ms = c->total_ms;
+    const std::int64_t left = r.fault_on_ms + r.p.fault_s * 1000 - service::EpochMs();
+    if (left > 0) SleepFor(Ms(left), r.ctx.stop);
+    r.fault_off_ms = service::EpochMs();
+    if (auto s = RemoveToxic(r.ctx, r.mode, "downstream", "latency"); !s)
+      r.fault_error = "toxiproxy: " + s.error().message;
+  }
 
-    // MTTD, client side: the first answer given because the breaker was open.
-    std::int64_t first_open_answer_ms = 0;
+  // The service's last /metrics (and whether the same process still answers), then both
+  // processes and the proxy go.
+  Abort StopServices(BreakerRun& r) {
+    r.final_metrics = GetJson(*r.svc, "/metrics");
+    r.alive = r.final_metrics.ok() && r.svc->process.pid() == r.service_pid &&
+              ::kill(r.service_pid, 0) == 0;
+    StopService(r.ctx, *r.svc, r.result);
+    StopService(r.ctx, *r.downstream, r.result);
+    (void)RemoveProxy(r.ctx, r.mode, "downstream");
+    if (r.ctx.stop.stop_requested()) return "cancelled";
+    if (!r.fault_error.empty()) return r.fault_error;
+    if (!r.final_metrics) return r.final_metrics.error().message;
+    if (!r.before || !r.during) return "downstream /stats could not be read";
+    return std::nullopt;
+  }
+
+  static Abort MeasureWindows(const BreakerRun& r, Findings& f) {
+    const auto& sent = r.load->sent();
+    f.base = Measure(sent, r.start_ms, r.baseline_end_ms);
+    f.all_fault = Measure(sent, r.fault_on_ms, r.fault_off_ms);
+    f.settled = Measure(sent, r.fault_on_ms + r.p.settle_ms, r.fault_off_ms);
+    f.after = Measure(sent, r.fault_off_ms + r.p.after_s * 500, r.end_ms);
+    if (f.base.n == 0 || f.settled.n == 0 || f.after.n == 0) {
+      return "the load sent no request in a window (baseline " + std::to_string(f.base.n) +
+             ", settled " + std::to_string(f.settled.n) + ", after " + std::to_string(f.after.n) +
+             ")";
+    }
+    return std::nullopt;
+  }
+
+  // MTTD: client side, the first answer given because the breaker was open; service side, its
+  // transitions (fast fallbacks only count once it had opened).
+  static void ReadTimeToOpen(const BreakerRun& r, Findings& f) {
+    const auto& sent = r.load->sent();
     for (const auto& s : sent) {
-      if (s.sent_ms < fault_on_ms || s.status == 0) continue;
-      if (s.breaker_open && (first_open_answer_ms == 0 || s.done_ms < first_open_answer_ms))
-        first_open_answer_ms = s.done_ms;
+      if (s.sent_ms < r.fault_on_ms || s.status == 0) continue;
+      if (s.breaker_open && (f.first_open_answer_ms == 0 || s.done_ms < f.first_open_answer_ms))
+        f.first_open_answer_ms = s.done_ms;
     }
-    // Service side: transitions, and fast fallbacks only count once it had opened.
-    const auto& transitions = (*final_metrics)["breaker_transitions"];
-    std::int64_t opened_service_ms = 0;
-    std::int64_t closed_service_ms = 0;
-    int opened = 0;
-    nlohmann::json transitions_rel = nlohmann::json::array();
+    const auto& transitions = (*r.final_metrics)["breaker_transitions"];
     if (transitions.is_array()) {
       for (const auto& t : transitions) {
         const std::int64_t at = t.value("t_ms", std::int64_t{0});
         const std::string to = t.value("to", "");
-        transitions_rel.push_back({{"t_s", static_cast<double>(at - fault_on_ms) / 1000.0},
-                                   {"from", t.value("from", "")},
-                                   {"to", to},
-                                   {"reason", t.value("reason", "")}});
+        f.transitions_rel.push_back({{"t_s", static_cast<double>(at - r.fault_on_ms) / 1000.0},
+                                     {"from", t.value("from", "")},
+                                     {"to", to},
+                                     {"reason", t.value("reason", "")}});
         if (to == "open") {
-          ++opened;
-          if (opened_service_ms == 0 && at >= fault_on_ms) opened_service_ms = at;
+          ++f.opened;
+          if (f.opened_service_ms == 0 && at >= r.fault_on_ms) f.opened_service_ms = at;
         }
-        if (to == "closed" && at >= fault_off_ms && closed_service_ms == 0) closed_service_ms = at;
+        if (to == "closed" && at >= r.fault_off_ms && f.closed_service_ms == 0)
+          f.closed_service_ms = at;
       }
     }
-    if (first_open_answer_ms == 0 && opened_service_ms > 0) {
+    if (f.first_open_answer_ms == 0 && f.opened_service_ms > 0) {
       for (const auto& s : sent) {  // fallbacks answered after the breaker opened
-        if (s.status == 200 && s.stale && s.done_ms >= opened_service_ms &&
-            (first_open_answer_ms == 0 || s.done_ms < first_open_answer_ms))
-          first_open_answer_ms = s.done_ms;
+        if (s.status == 200 && s.stale && s.done_ms >= f.opened_service_ms &&
+            (f.first_open_answer_ms == 0 || s.done_ms < f.first_open_answer_ms))
+          f.first_open_answer_ms = s.done_ms;
       }
     }
+  }
 
-    // MTTR, client side: slots of 250 ms by send time after the fault.
-    const double normal_ms = std::max(3 * base.p99, base.p99 + 50);
+  // MTTR, client side: slots of 250 ms by send time after the fault.
+  static void FindRecovery(const BreakerRun& r, Findings& f) {
+    const double normal_ms = std::max(3 * f.base.p99, f.base.p99 + 50);
     std::map<std::int64_t, std::vector<const Sent*>> slots;
-    for (const auto& s : sent) slots[(s.sent_ms - fault_on_ms) / kSlotMs].push_back(&s);
-    std::int64_t recovered_slot_ms = -1;
-    for (std::int64_t t = fault_off_ms; t < end_ms - kSlotMs; t += kSlotMs) {
+    for (const auto& s : r.load->sent()) slots[(s.sent_ms - r.fault_on_ms) / kSlotMs].push_back(&s);
+    for (std::int64_t t = r.fault_off_ms; t < r.end_ms - kSlotMs; t += kSlotMs) {
       bool all_good = true;
-      for (std::int64_t u = t; u < end_ms - kSlotMs && all_good; u += kSlotMs) {
-        auto it = slots.find((u - fault_on_ms) / kSlotMs);
+      for (std::int64_t u = t; u < r.end_ms - kSlotMs && all_good; u += kSlotMs) {
+        auto it = slots.find((u - r.fault_on_ms) / kSlotMs);
         if (it == slots.end()) continue;
         for (const Sent* s : it->second) {
           if (s->sent_ms < u || s->sent_ms >= u + kSlotMs) continue;
@@ -439,137 +541,154 @@ class CircuitBreakerExperiment final : public ServiceExperiment {
         }
       }
       if (all_good) {
-        recovered_slot_ms = t;
-        break;
+        f.recovered_slot_ms = t;
+        return;
       }
     }
+  }
 
-    const double downstream_during = JsonNumber(*during, "received") -
-                                     JsonNumber(*before, "received") - (canary_ms >= 0 ? 1 : 0);
-    const std::string end_state = final_metrics->value("breaker_state", "?");
-    auto& m = result.metrics;
-    m["fault_fired"] = canary_ms >= 0.8 * static_cast<double>(latency_ms) ? 1 : 0;
-    m["fault_latency_ms"] = canary_ms;
-    m["fault_ms"] = static_cast<double>(fault_off_ms - fault_on_ms);
-    m["requests"] = static_cast<double>(sent.size());
-    m["p99_baseline_ms"] = base.p99;
-    m["p99_during_ms"] = all_fault.p99;
-    m["p50_during_ms"] = all_fault.p50;
-    m["p99_settled_ms"] = settled.p99;
-    m["p99_settled_pct_of_latency"] = 100.0 * settled.p99 / static_cast<double>(latency_ms);
-    m["p99_after_ms"] = after.p99;
-    m["error_pct_during"] = all_fault.error_pct;
-    m["error_pct_settled"] = settled.error_pct;
-    m["stale_pct_settled"] = settled.stale_pct;
-    m["error_pct_after"] = after.error_pct;
-    m["client_timeouts_during"] = static_cast<double>(all_fault.timeouts);
-    m["refused_during"] = static_cast<double>(all_fault.refused);
-    m["downstream_calls_during"] = downstream_during;
-    m["breaker_opened"] = opened;
-    m["service_alive_at_end"] = alive ? 1 : 0;
-    m["recovered"] = recovered_slot_ms >= 0 ? 1 : 0;
-    m["recovery_ms"] = recovered_slot_ms >= 0
-                           ? static_cast<double>(recovered_slot_ms - fault_off_ms)
-                           : static_cast<double>(end_ms - fault_off_ms);
+  static void RecordMetrics(BreakerRun& r, const Findings& f) {
+    const std::string end_state = r.final_metrics->value("breaker_state", "?");
+    const auto latency = static_cast<double>(r.p.latency_ms);
+    auto& m = r.result.metrics;
+    m["fault_fired"] = r.canary_ms >= 0.8 * latency ? 1 : 0;
+    m["fault_latency_ms"] = r.canary_ms;
+    m["fault_ms"] = static_cast<double>(r.fault_off_ms - r.fault_on_ms);
+    m["requests"] = static_cast<double>(r.load->sent().size());
+    m["p99_baseline_ms"] = f.base.p99;
+    m["p99_during_ms"] = f.all_fault.p99;
+    m["p50_during_ms"] = f.all_fault.p50;
+    m["p99_settled_ms"] = f.settled.p99;
+    m["p99_settled_pct_of_latency"] = 100.0 * f.settled.p99 / latency;
+    m["p99_after_ms"] = f.after.p99;
+    m["error_pct_during"] = f.all_fault.error_pct;
+    m["error_pct_settled"] = f.settled.error_pct;
+    m["stale_pct_settled"] = f.settled.stale_pct;
+    m["error_pct_after"] = f.after.error_pct;
+    m["client_timeouts_during"] = static_cast<double>(f.all_fault.timeouts);
+    m["refused_during"] = static_cast<double>(f.all_fault.refused);
+    m["downstream_calls_during"] = f.downstream_during;
+    m["breaker_opened"] = f.opened;
+    m["service_alive_at_end"] = r.alive ? 1 : 0;
+    m["recovered"] = f.recovered_slot_ms >= 0 ? 1 : 0;
+    m["recovery_ms"] = f.recovered_slot_ms >= 0
+                           ? static_cast<double>(f.recovered_slot_ms - r.fault_off_ms)
+                           : static_cast<double>(r.end_ms - r.fault_off_ms);
     m["max_busy_workers"] = 0;
     m["max_queued"] = 0;
-    for (const auto& s : sampler.samples()) {
-      if (s.at_ms < fault_on_ms || s.at_ms >= fault_off_ms) continue;
+    for (const auto& s : r.sampler->samples()) {
+      if (s.at_ms < r.fault_on_ms || s.at_ms >= r.fault_off_ms) continue;
       m["max_busy_workers"] = std::max(m["max_busy_workers"], s.busy);
       m["max_queued"] = std::max(m["max_queued"], s.queued);
     }
-    m["service_short_circuits"] = JsonNumber(*final_metrics, "breaker_short_circuits");
-    m["service_rejected_503"] = JsonNumber(*final_metrics, "rejected_503");
-    if (breaker) {
+    m["service_short_circuits"] = JsonNumber(*r.final_metrics, "breaker_short_circuits");
+    m["service_rejected_503"] = JsonNumber(*r.final_metrics, "rejected_503");
+    if (r.p.breaker) {
       m["closed_at_end"] = end_state == "closed" ? 1 : 0;
-      if (first_open_answer_ms > 0)
-        m["time_to_open_ms"] = static_cast<double>(first_open_answer_ms - fault_on_ms);
-      if (opened_service_ms > 0)
-        m["time_to_open_service_ms"] = static_cast<double>(opened_service_ms - fault_on_ms);
-      if (closed_service_ms > 0)
-        m["time_to_close_ms"] = static_cast<double>(closed_service_ms - fault_off_ms);
+      if (f.first_open_answer_ms > 0)
+        m["time_to_open_ms"] = static_cast<double>(f.first_open_answer_ms - r.fault_on_ms);
+      if (f.opened_service_ms > 0)
+        m["time_to_open_service_ms"] = static_cast<double>(f.opened_service_ms - r.fault_on_ms);
+      if (f.closed_service_ms > 0)
+        m["time_to_close_ms"] = static_cast<double>(f.closed_service_ms - r.fault_off_ms);
     }
+  }
 
-    // The timeline the run page draws: 250 ms slots around the fault, by send time.
+  // The timeline the run page draws: 250 ms slots around the fault, by send time.
+  static nlohmann::json Timeline(const BreakerRun& r) {
     nlohmann::json timeline = nlohmann::json::array();
     std::size_t si = 0;
-    const auto& samples = sampler.samples();
+    const auto& samples = r.sampler->samples();
     double state = 0;
-    for (std::int64_t t = start_ms; t < end_ms; t += kSlotMs) {
-      const Window w = Measure(sent, t, t + kSlotMs);
+    for (std::int64_t t = r.start_ms; t < r.end_ms; t += kSlotMs) {
+      const Window w = Measure(r.load->sent(), t, t + kSlotMs);
       while (si < samples.size() && samples[si].at_ms < t + kSlotMs) {
         state = StateNumber(samples[si].breaker_state);
         ++si;
       }
       if (w.n == 0) continue;
-      timeline.push_back({{"t_s", static_cast<double>(t - fault_on_ms) / 1000.0},
+      timeline.push_back({{"t_s", static_cast<double>(t - r.fault_on_ms) / 1000.0},
                           {"p99_ms", w.p99},
                           {"error_pct", w.error_pct},
-                          {"breaker_state", breaker ? state : 0.0}});
+                          {"breaker_state", r.p.breaker ? state : 0.0}});
     }
-    result.details_json =
+    return timeline;
+  }
+
+  static nlohmann::json ServiceDetails(const Params& p) {
+    return {{"workers", p.workers},
+            {"queue", 2 * p.workers},
+            {"call_timeout_ms", p.call_timeout_ms},
+            {"fallback", "last good value per id"},
+            {"breaker", p.breaker ? nlohmann::json({{"window", 20},
+                                                    {"min_calls", 10},
+                                                    {"failure_rate_pct", 50},
+                                                    {"slow_call_ms", 200},
+                                                    {"slow_rate_pct", 50},
+                                                    {"open_ms", p.open_ms},
+                                                    {"probes", 3}})
+                                  : nlohmann::json("off")}};
+  }
+
+  static nlohmann::json WindowDetails(const Findings& f) {
+    return {{"baseline", {{"requests", f.base.n}, {"p50_ms", f.base.p50}, {"p99_ms", f.base.p99}}},
+            {"during",
+             {{"requests", f.all_fault.n},
+              {"p50_ms", f.all_fault.p50},
+              {"p99_ms", f.all_fault.p99},
+              {"error_pct", f.all_fault.error_pct},
+              {"timeouts", f.all_fault.timeouts},
+              {"refused", f.all_fault.refused}}},
+            {"settled",
+             {{"requests", f.settled.n},
+              {"p50_ms", f.settled.p50},
+              {"p99_ms", f.settled.p99},
+              {"error_pct", f.settled.error_pct},
+              {"stale_pct", f.settled.stale_pct}}},
+            {"after",
+             {{"requests", f.after.n}, {"p99_ms", f.after.p99}, {"error_pct", f.after.error_pct}}}};
+  }
+
+  // Where each number comes from, for the reader of the evidence.
+  static nlohmann::json Provenance() {
+    return {{"fault_fired", "measured: this process's own call through the proxy"},
+            {"fault_latency_ms", "measured"},
+            {"p99_*_ms, error_pct_*, stale_pct_settled", "client: the load's clock and answers"},
+            {"time_to_open_ms", "client: first X-Breaker: open answer after the fault"},
+            {"time_to_open_service_ms", "self_reported: the service's transition log"},
+            {"time_to_close_ms", "self_reported: the service's transition log"},
+            {"recovery_ms", "client: fault off -> every later 250 ms slot fresh and fast"},
+            {"downstream_calls_during", "server_counter: the downstream's own count"},
+            {"breaker_opened, closed_at_end, service_short_circuits, "
+             "max_busy_workers",
+             "self_reported: the service's /metrics"},
+            {"service_alive_at_end", "measured: the same pid answered /metrics at the end"}};
+  }
+
+  static void RecordDetails(BreakerRun& r, const Findings& f) {
+    r.result.details_json =
         nlohmann::json(
-            {{"service",
-              {{"workers", workers},
-               {"queue", 2 * workers},
-               {"call_timeout_ms", call_timeout_ms},
-               {"fallback", "last good value per id"},
-               {"breaker", breaker ? nlohmann::json({{"window", 20},
-                                                     {"min_calls", 10},
-                                                     {"failure_rate_pct", 50},
-                                                     {"slow_call_ms", 200},
-                                                     {"slow_rate_pct", 50},
-                                                     {"open_ms", open_ms},
-                                                     {"probes", 3}})
-                                   : nlohmann::json("off")}}},
+            {{"service", ServiceDetails(r.p)},
              {"fault",
-              {{"toxic", "latency " + std::to_string(latency_ms) + " ms on the answers"},
-               {"proxy", ProxyName(ctx, mode, "downstream")}}},
-             {"timeline", timeline},
+              {{"toxic", "latency " + std::to_string(r.p.latency_ms) + " ms on the answers"},
+               {"proxy", ProxyName(r.ctx, r.mode, "downstream")}}},
+             {"timeline", Timeline(r)},
              {"breaker_state_legend", "0 closed, 1 half-open, 2 open (service /metrics, 200 ms)"},
-             {"breaker_transitions", transitions_rel},
-             {"service_metrics_end", *final_metrics},
-             {"windows",
-              {{"baseline", {{"requests", base.n}, {"p50_ms", base.p50}, {"p99_ms", base.p99}}},
-               {"during",
-                {{"requests", all_fault.n},
-                 {"p50_ms", all_fault.p50},
-                 {"p99_ms", all_fault.p99},
-                 {"error_pct", all_fault.error_pct},
-                 {"timeouts", all_fault.timeouts},
-                 {"refused", all_fault.refused}}},
-               {"settled",
-                {{"requests", settled.n},
-                 {"p50_ms", settled.p50},
-                 {"p99_ms", settled.p99},
-                 {"error_pct", settled.error_pct},
-                 {"stale_pct", settled.stale_pct}}},
-               {"after",
-                {{"requests", after.n}, {"p99_ms", after.p99}, {"error_pct", after.error_pct}}}}},
-             {"not_sent", load.not_sent()},
-             {"provenance",
-              {{"fault_fired", "measured: this process's own call through the proxy"},
-               {"fault_latency_ms", "measured"},
-               {"p99_*_ms, error_pct_*, stale_pct_settled", "client: the load's clock and answers"},
-               {"time_to_open_ms", "client: first X-Breaker: open answer after the fault"},
-               {"time_to_open_service_ms", "self_reported: the service's transition log"},
-               {"time_to_close_ms", "self_reported: the service's transition log"},
-               {"recovery_ms", "client: fault off -> every later 250 ms slot fresh and fast"},
-               {"downstream_calls_during", "server_counter: the downstream's own count"},
-               {"breaker_opened, closed_at_end, service_short_circuits, max_busy_workers",
-                "self_reported: the service's /metrics"},
-               {"service_alive_at_end", "measured: the same pid answered /metrics at the end"}}}})
+             {"breaker_transitions", f.transitions_rel},
+             {"service_metrics_end", *r.final_metrics},
+             {"windows", WindowDetails(f)},
+             {"not_sent", r.load->not_sent()},
+             {"provenance", Provenance()}})
             .dump();
-    Step(ctx, mode + ": p99 baseline " + std::to_string(static_cast<int>(base.p99)) +
-                  " ms, during " + std::to_string(static_cast<int>(all_fault.p99)) +
-                  " ms, settled " + std::to_string(static_cast<int>(settled.p99)) +
-                  " ms, errors settled " + std::to_string(static_cast<int>(settled.error_pct)) +
-                  "%, downstream calls during " +
-                  std::to_string(static_cast<std::int64_t>(downstream_during)) + ", opened " +
-                  std::to_string(opened) + ", recovery " +
-                  std::to_string(static_cast<std::int64_t>(m["recovery_ms"])) + " ms");
-    Progress(ctx, 100);
-    return result;
+    Step(r.ctx,
+         r.mode + ": p99 baseline " + std::to_string(static_cast<int>(f.base.p99)) +
+             " ms, during " + std::to_string(static_cast<int>(f.all_fault.p99)) + " ms, settled " +
+             std::to_string(static_cast<int>(f.settled.p99)) + " ms, errors settled " +
+             std::to_string(static_cast<int>(f.settled.error_pct)) + "%, downstream calls during " +
+             std::to_string(static_cast<std::int64_t>(f.downstream_during)) + ", opened " +
+             std::to_string(f.opened) + ", recovery " +
+             std::to_string(static_cast<std::int64_t>(r.result.metrics["recovery_ms"])) + " ms");
+    Progress(r.ctx, 100);
   }
 };
 
