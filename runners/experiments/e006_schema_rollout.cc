@@ -183,6 +183,52 @@ std::int64_t ToInt(const std::string& text) {
   }
 }
 
+// Why a phase ended the mode inconclusive; nullopt: the run goes on.
+using Abort = std::optional<std::string>;
+
+// The consumers' counters, summed over every process of both generations.
+struct ConsumerTotals {
+  std::int64_t consumed = 0, parse_failures = 0, attempts = 0, decode_errors = 0, garbage = 0,
+               unreadable = 0, skipped = 0, fetches = 0;
+};
+
+// What the phases of one mode's run share: its parameters and names, the registry client, the
+// lag sampler, the consumer processes and the numbers the evidence is built from.
+struct RolloutRun {
+  RolloutRun(const domain::RunContext& c, const std::string& m) : ctx(c), mode(m) {}
+  const domain::RunContext& ctx;
+  const std::string mode;
+  domain::ModeResult result;
+  std::int64_t events = 0;
+  std::int64_t rate = 0;
+  std::string on_failure, success_reader;
+  std::chrono::milliseconds converge_timeout{0};
+  bool success = false;
+  std::string topic, subject, group;
+  std::int64_t first_half = 0, second_half = 0;
+  std::string interval_us;
+  nlohmann::json details;
+  std::unique_ptr<registry::RegistryClient> registry;
+  std::unique_ptr<LagSampler> lag;
+
+  // The consumer processes running now, and the outcomes of those retired.
+  std::vector<std::pair<std::string, ChildProcess>> consumers;
+  std::vector<RoleOutcome> consumer_outcomes;
+  // Produced (both halves) and the rollout.
+  std::int64_t produced = 0;
+  RoleOutcome p2;
+  std::int64_t produced_v2 = 0;
+  std::int64_t rejected = 0;  // V2 refused (409) under BACKWARD
+  // Convergence and read-back.
+  std::optional<double> converged;  // ms until the group's lag reached 0
+  LagSampler::Sample last;
+  std::size_t readback_total = 0;
+  std::map<int, std::int64_t> by_id;  // records per schema id in the wire header
+  std::int64_t other = 0;             // records without a wire header
+  std::int64_t records_v1 = 0, records_v2 = 0;
+  ConsumerTotals totals;
+};
+
 class SchemaRollout final : public ExperimentBase {
  public:
   explicit SchemaRollout(StackConfig config) : ExperimentBase(std::move(config)) {}
@@ -202,275 +248,310 @@ class SchemaRollout final : public ExperimentBase {
   }
 
   domain::ModeResult RunMode(const domain::RunContext& ctx, const std::string& mode) override {
-    domain::ModeResult result;
-    const std::int64_t events = domain::GetInt(ctx.params, "events");
-    const std::int64_t rate = domain::GetInt(ctx.params, "rate");
-    const std::string on_failure = domain::GetString(ctx.params, "on_parse_failure");
-    const std::string success_reader = domain::GetString(ctx.params, "success_reader");
-    const auto converge_timeout =
-        std::chrono::milliseconds(domain::GetInt(ctx.params, "converge_timeout_ms"));
-    const bool success = mode == "success";
-    const std::string topic = Topic(ctx, mode, "orders");
-    const std::string subject = topic + "-value";
-    const std::string group = Group(ctx, mode, "orders-reader");
-    const std::int64_t first_half = events / 2;
-    const std::int64_t second_half = events - first_half;
-    const std::string interval_us = std::to_string(1000000 / std::max<std::int64_t>(1, rate));
-    nlohmann::json details = {{"topic", topic},         {"subject", subject},
-                              {"group", group},         {"on_parse_failure", on_failure},
-                              {"schema_v1", kSchemaV1}, {"schema_v2", kSchemaV2}};
-    auto finish = [&](std::string why) {
-      result.details_json = details.dump();
-      return Inconclusive(std::move(result), std::move(why));
-    };
+    RolloutRun r(ctx, mode);
+    ReadParams(r);
+    for (auto phase : {&SchemaRollout::SetUp, &SchemaRollout::ConsumeV1Half,
+                       &SchemaRollout::RedeployConsumersFirst, &SchemaRollout::SwitchProducerToV2,
+                       &SchemaRollout::AwaitConvergence, &SchemaRollout::ReadBack}) {
+      if (auto why = (this->*phase)(r)) {
+        Retire(r);  // consumers still running stop and report first (none once retired)
+        r.result.details_json = r.details.dump();
+        return Inconclusive(std::move(r.result), *why);
+      }
+    }
+    TallyConsumers(r);
+    RecordMetrics(r);
+    return std::move(r.result);
+  }
 
-    registry::RegistryClient registry(config_.registry_url);
-    if (auto s = CreateTopic(ctx, mode, result, topic, kPartitions); !s) {
-      return finish("kafka: " + s.error().message);
+ private:
+  void ReadParams(RolloutRun& r) const {
+    const auto& params = r.ctx.params;
+    r.events = domain::GetInt(params, "events");
+    r.rate = domain::GetInt(params, "rate");
+    r.on_failure = domain::GetString(params, "on_parse_failure");
+    r.success_reader = domain::GetString(params, "success_reader");
+    r.converge_timeout = std::chrono::milliseconds(domain::GetInt(params, "converge_timeout_ms"));
+    r.success = r.mode == "success";
+    r.topic = Topic(r.ctx, r.mode, "orders");
+    r.subject = r.topic + "-value";
+    r.group = Group(r.ctx, r.mode, "orders-reader");
+    r.first_half = r.events / 2;
+    r.second_half = r.events - r.first_half;
+    r.interval_us = std::to_string(1000000 / std::max<std::int64_t>(1, r.rate));
+    r.details = {{"topic", r.topic},       {"subject", r.subject},
+                 {"group", r.group},       {"on_parse_failure", r.on_failure},
+                 {"schema_v1", kSchemaV1}, {"schema_v2", kSchemaV2}};
+  }
+
+  // The topic, the artifacts to clean up, the subject's rule and the lag sampler.
+  Abort SetUp(RolloutRun& r) {
+    r.registry = std::make_unique<registry::RegistryClient>(config_.registry_url);
+    if (auto s = CreateTopic(r.ctx, r.mode, r.result, r.topic, kPartitions); !s) {
+      return "kafka: " + s.error().message;
     }
     // Recorded before anything is registered, so cleanup deletes it whatever happens next.
-    Created(ctx, mode, result, kArtifactSubject, subject);
-    Created(ctx, mode, result, kArtifactGroup, group);
+    Created(r.ctx, r.mode, r.result, kArtifactSubject, r.subject);
+    Created(r.ctx, r.mode, r.result, kArtifactGroup, r.group);
     // The stack's global rule, made explicit on the run's subject so the run does not depend on
     // what another run or a person left in the global config.
-    if (auto s = registry.SetCompatibility(subject, "BACKWARD"); !s) {
-      return finish("registry: " + s.error().message);
+    if (auto s = r.registry->SetCompatibility(r.subject, "BACKWARD"); !s) {
+      return "registry: " + s.error().message;
     }
-    auto sampler = LagSampler::Start(config_.kafka_bootstrap, group, topic, ctx.stop);
-    if (!sampler) return finish("kafka: lag sampler: " + sampler.error().message);
-    LagSampler& lag = **sampler;
+    auto sampler = LagSampler::Start(config_.kafka_bootstrap, r.group, r.topic, r.ctx.stop);
+    if (!sampler) return "kafka: lag sampler: " + sampler.error().message;
+    r.lag = std::move(*sampler);
+    return std::nullopt;
+  }
 
-    std::vector<std::pair<std::string, ChildProcess>> consumers;
-    std::vector<RoleOutcome> consumer_outcomes;
-    // What each running consumer said last, for the step log when a wait runs out.
-    auto log_consumers = [&] {
-      for (auto& [label, c] : consumers) {
-        Step(ctx, label + " log: " + RoleLogText(c.ReadLog()));
-      }
-    };
-    auto deploy = [&](const std::string& read, const std::string& generation) -> bool {
-      const auto started = SteadyClock::now();
-      for (int i = 1; i <= kConsumers; ++i) {
-        std::string label = "consumer-" + generation + "#" + std::to_string(i);
-        auto child =
-            StartRole(ctx, mode, result, "schema-consumer",
-                      {"--topic", topic, "--group", group, "--registry", config_.registry_url,
-                       "--read", read, "--on-failure", on_failure, "--reader-schema", kSchemaV1},
-                      label);
-        if (!child) {
-          Step(ctx, label + ": " + child.error().message);
-          return false;
-        }
-        consumers.emplace_back(label, std::move(*child));
-      }
-      // Deployed = the group is stable: every process of this generation has partitions and
-      // together they hold all of them (3 over 2 consumers).
-      bool ok = WaitUntil(
-          [&] {
-            std::int64_t total = 0;
-            for (auto& [label, c] : consumers) {
-              if (c.Wait(0ms, ctx.stop)) return false;  // died
-              std::int64_t assigned = ToInt(LastRoleValue(c.ReadLog(), "assigned").value_or(""));
-              if (assigned <= 0) return false;
-              total += assigned;
-            }
-            return total == kPartitions;
-          },
-          30s, ctx.stop);
-      // How long the group took to settle: a slow join shows here, not as consumer lag.
-      details["group_stable_ms"][generation] = ok ? MsSince(started) : -1.0;
-      if (!ok) log_consumers();
-      return ok;
-    };
-    auto retire = [&] {
-      for (auto& [label, c] : consumers) {
-        if (!c.Wait(0ms, ctx.stop)) ::kill(c.pid(), SIGTERM);
-      }
-      for (auto& [label, c] : consumers)
-        consumer_outcomes.push_back(WaitRole(ctx, c, 20s, result, label));
-      consumers.clear();
-    };
-    // Waits (bounded) until the group has committed every record; returns the time it took.
-    auto drained = [&](std::chrono::milliseconds timeout) -> std::optional<double> {
-      auto from = SteadyClock::now();
-      bool ok = WaitUntil(
-          [&] {
-            auto s = lag.After(from);
-            return s && s->lag == 0;
-          },
-          timeout, ctx.stop, 20ms);
-      if (!ok) return std::nullopt;
-      return MsSince(from);
-    };
-    auto produce = [&](const char* schema, std::int64_t count, std::int64_t first_id,
-                       const std::string& label) {
-      return RunRole(
-          ctx, mode, result, "schema-producer",
-          {"--ns", SafeName(ctx.ns), "--topic", topic, "--registry", config_.registry_url,
-           "--subject", subject, "--schema", schema, "--events", std::to_string(count),
-           "--first-id", std::to_string(first_id), "--interval-us", interval_us},
-          label, 60s);
-    };
+  // 1. Strict V1 consumers, V1 producer, first half.
+  Abort ConsumeV1Half(RolloutRun& r) {
+    if (!Deploy(r, "strict", "v1")) {
+      return "the strict V1 consumers did not get partitions within 30 s";
+    }
+    Progress(r.ctx, 10);
+    auto p1 = Produce(r, kSchemaV1, r.first_half, 1, "producer-v1");
+    r.produced = ToInt(p1.Value("produced"));
+    r.details["schema_id_v1"] = ToInt(p1.Value("schema_id", "-1"));
+    if (r.produced != r.first_half) {
+      return "producer-v1 delivered " + std::to_string(r.produced) + " of " +
+             std::to_string(r.first_half) + " (" + p1.Value("error", p1.status.Describe()) + ")";
+    }
+    if (!Drained(r, 20s)) {
+      LogConsumers(r);
+      return "the strict V1 consumers did not consume the V1 half within 20 s";
+    }
+    Step(r.ctx, r.mode + ": V1 half consumed, lag 0");
+    Progress(r.ctx, 30);
+    return std::nullopt;
+  }
 
-    // 1. Strict V1 consumers, V1 producer, first half.
-    if (!deploy("strict", "v1")) {
-      retire();
-      return finish("the strict V1 consumers did not get partitions within 30 s");
-    }
-    Progress(ctx, 10);
-    auto p1 = produce(kSchemaV1, first_half, 1, "producer-v1");
-    std::int64_t produced = ToInt(p1.Value("produced"));
-    details["schema_id_v1"] = ToInt(p1.Value("schema_id", "-1"));
-    if (produced != first_half) {
-      retire();
-      return finish("producer-v1 delivered " + std::to_string(produced) + " of " +
-                    std::to_string(first_half) + " (" + p1.Value("error", p1.status.Describe()) +
-                    ")");
-    }
-    if (!drained(20s)) {
-      log_consumers();
-      retire();
-      return finish("the strict V1 consumers did not consume the V1 half within 20 s");
-    }
-    Step(ctx, mode + ": V1 half consumed, lag 0");
-    Progress(ctx, 30);
-
-    // 2. The rollout.
+  // 2. The rollout. Success: the consumers are redeployed before the producer switches.
+  Abort RedeployConsumersFirst(RolloutRun& r) {
     std::string reader = "strict";
-    if (success) {
-      reader = success_reader == "dual-read" ? "dual" : "strict";
-      retire();
-      if (!deploy(reader, "v2")) {
-        retire();
-        return finish("the redeployed consumers did not get partitions within 30 s");
+    if (r.success) {
+      reader = r.success_reader == "dual-read" ? "dual" : "strict";
+      Retire(r);
+      if (!Deploy(r, reader, "v2")) {
+        return "the redeployed consumers did not get partitions within 30 s";
       }
-      Step(ctx, mode + ": consumers redeployed (" + reader + ") before the producer switch");
+      Step(r.ctx, r.mode + ": consumers redeployed (" + reader + ") before the producer switch");
     }
-    details["reader_after_rollout"] = reader;
-    details["rollout_order"] = success ? "consumers first, then producer" : "producer first";
-    // The producer's V2 meets the subject's rule: first as it stands (BACKWARD), then FORWARD.
-    auto under_backward = registry.Register(subject, kSchemaV2);
-    std::int64_t rejected = 0;
+    r.details["reader_after_rollout"] = reader;
+    r.details["rollout_order"] = r.success ? "consumers first, then producer" : "producer first";
+    return std::nullopt;
+  }
+
+  // The producer's V2 meets the subject's rule: first as it stands (BACKWARD), then FORWARD.
+  Abort SwitchProducerToV2(RolloutRun& r) {
+    auto under_backward = r.registry->Register(r.subject, kSchemaV2);
     if (under_backward) {
-      details["v2_under_backward"] = "accepted (id " + std::to_string(*under_backward) + ")";
+      r.details["v2_under_backward"] = "accepted (id " + std::to_string(*under_backward) + ")";
     } else if (under_backward.error().code == domain::ErrorCode::kConflict) {
-      rejected = 1;
-      details["v2_under_backward"] = under_backward.error().message;
+      r.rejected = 1;
+      r.details["v2_under_backward"] = under_backward.error().message;
     } else {
-      retire();
-      return finish("registry: " + under_backward.error().message);
+      return "registry: " + under_backward.error().message;
     }
-    if (auto s = registry.SetCompatibility(subject, "FORWARD"); !s) {
-      retire();
-      return finish("registry: " + s.error().message);
+    if (auto s = r.registry->SetCompatibility(r.subject, "FORWARD"); !s) {
+      return "registry: " + s.error().message;
     }
-    details["compatibility"] = {
+    r.details["compatibility"] = {
         {"before", "BACKWARD"},
         {"used", "FORWARD"},
         {"why",
          "BACKWARD rejects V2 (a V2 reader cannot read V1 data: currency has no default); "
          "FORWARD accepts it because V1 readers can read V2 data by resolution, the promise "
          "only consumers that resolve with the writer schema keep"}};
-    auto p2 = produce(kSchemaV2, second_half, first_half + 1, "producer-v2");
-    const std::int64_t produced_v2 = ToInt(p2.Value("produced"));
-    produced += produced_v2;
-    details["schema_id_v2"] = ToInt(p2.Value("schema_id", "-1"));
-    Progress(ctx, 60);
+    r.p2 = Produce(r, kSchemaV2, r.second_half, r.first_half + 1, "producer-v2");
+    r.produced_v2 = ToInt(r.p2.Value("produced"));
+    r.produced += r.produced_v2;
+    r.details["schema_id_v2"] = ToInt(r.p2.Value("schema_id", "-1"));
+    Progress(r.ctx, 60);
+    return std::nullopt;
+  }
 
-    // 3. Bounded wait for convergence, then the consumers report.
-    auto converged = drained(converge_timeout);
-    auto last = lag.Last();
-    retire();
-    lag.Stop();
-    details["lag_timeline_ms_lag"] = lag.Timeline();
-    details["lag_samples"] = lag.Count();
-    details["lag_samples_failed"] = lag.Failed();  // e.g. before the group's coordinator exists
-    if (ctx.stop.stop_requested()) return finish("cancelled");
-    if (produced_v2 != second_half) {
-      return finish("producer-v2 delivered " + std::to_string(produced_v2) + " of " +
-                    std::to_string(second_half) + " (" +
-                    p2.Value("error", p2.Value("register_conflict", p2.status.Describe())) + ")");
+  // 3. Bounded wait for convergence, then the consumers report.
+  Abort AwaitConvergence(RolloutRun& r) {
+    r.converged = Drained(r, r.converge_timeout);
+    r.last = r.lag->Last();
+    Retire(r);
+    r.lag->Stop();
+    r.details["lag_timeline_ms_lag"] = r.lag->Timeline();
+    r.details["lag_samples"] = r.lag->Count();
+    // Failed samples: e.g. before the group's coordinator exists.
+    r.details["lag_samples_failed"] = r.lag->Failed();
+    if (r.ctx.stop.stop_requested()) return "cancelled";
+    if (r.produced_v2 != r.second_half) {
+      return "producer-v2 delivered " + std::to_string(r.produced_v2) + " of " +
+             std::to_string(r.second_half) + " (" +
+             r.p2.Value("error", r.p2.Value("register_conflict", r.p2.status.Describe())) + ")";
     }
+    return std::nullopt;
+  }
 
-    // Read back: records per schema id in the wire header.
+  // Read back: records per schema id in the wire header.
+  Abort ReadBack(RolloutRun& r) {
     auto read =
-        kafka::ReadTopic(config_.kafka_bootstrap, topic, kPartitions, "read_committed", 30s);
-    if (!read.complete) return finish("read-back: " + read.error);
-    std::map<int, std::int64_t> by_id;
-    std::int64_t other = 0;
+        kafka::ReadTopic(config_.kafka_bootstrap, r.topic, kPartitions, "read_committed", 30s);
+    if (!read.complete) return "read-back: " + read.error;
+    r.readback_total = read.messages.size();
     for (const auto& m : read.messages) {
       auto wire = registry::WireDecode(m.value);
       if (wire)
-        ++by_id[wire->first];
+        ++r.by_id[wire->first];
       else
-        ++other;
+        ++r.other;
     }
-    const int id_v1 = static_cast<int>(details["schema_id_v1"].get<std::int64_t>());
-    const int id_v2 = static_cast<int>(details["schema_id_v2"].get<std::int64_t>());
-    const std::int64_t records_v1 = by_id.count(id_v1) ? by_id[id_v1] : 0;
-    const std::int64_t records_v2 = by_id.count(id_v2) ? by_id[id_v2] : 0;
+    const int id_v1 = static_cast<int>(r.details["schema_id_v1"].get<std::int64_t>());
+    const int id_v2 = static_cast<int>(r.details["schema_id_v2"].get<std::int64_t>());
+    r.records_v1 = r.by_id.count(id_v1) ? r.by_id[id_v1] : 0;
+    r.records_v2 = r.by_id.count(id_v2) ? r.by_id[id_v2] : 0;
+    return std::nullopt;
+  }
 
-    std::int64_t consumed = 0, parse_failures = 0, attempts = 0, decode_errors = 0, garbage = 0,
-                 unreadable = 0, skipped = 0, fetches = 0;
+  // The consumers' counters summed, a few parse failures and each process's own numbers.
+  static void TallyConsumers(RolloutRun& r) {
+    auto& t = r.totals;
     nlohmann::json samples = nlohmann::json::array();
     nlohmann::json processes = nlohmann::json::object();
-    for (const auto& o : consumer_outcomes) {
-      consumed += ToInt(o.Value("consumed"));
-      parse_failures += ToInt(o.Value("parse_failures"));
-      attempts += ToInt(o.Value("failed_attempts"));
-      decode_errors += ToInt(o.Value("decode_errors"));
-      garbage += ToInt(o.Value("garbage_rejected"));
-      unreadable += ToInt(o.Value("unreadable"));
-      skipped += ToInt(o.Value("skipped"));
-      fetches += ToInt(o.Value("schema_fetches"));
+    for (const auto& o : r.consumer_outcomes) {
+      t.consumed += ToInt(o.Value("consumed"));
+      t.parse_failures += ToInt(o.Value("parse_failures"));
+      t.attempts += ToInt(o.Value("failed_attempts"));
+      t.decode_errors += ToInt(o.Value("decode_errors"));
+      t.garbage += ToInt(o.Value("garbage_rejected"));
+      t.unreadable += ToInt(o.Value("unreadable"));
+      t.skipped += ToInt(o.Value("skipped"));
+      t.fetches += ToInt(o.Value("schema_fetches"));
       auto range = o.values.equal_range("parse_failure");
       for (auto it = range.first; it != range.second && samples.size() < 6; ++it)
         samples.push_back(it->second);
     }
-    for (std::size_t i = 0; i < consumer_outcomes.size(); ++i) {
-      const auto& o = consumer_outcomes[i];
+    for (std::size_t i = 0; i < r.consumer_outcomes.size(); ++i) {
+      const auto& o = r.consumer_outcomes[i];
       processes[std::to_string(i)] = {{"exit", o.status.Describe()},
                                       {"consumed", ToInt(o.Value("consumed"))},
                                       {"parse_failures", ToInt(o.Value("parse_failures"))}};
     }
-    details["consumer_processes"] = processes;
-    details["parse_failure_samples"] = samples;
-    details["records_by_schema_id"] = by_id;
-    const std::int64_t final_lag = converged ? 0 : last.lag;
-    const std::int64_t unaccounted = produced - consumed - skipped - final_lag;
-    auto& m = result.metrics;
-    m["produced"] = static_cast<double>(produced);
-    m["records_v1"] = static_cast<double>(records_v1);
-    m["records_v2"] = static_cast<double>(records_v2);
-    m["records_other"] = static_cast<double>(other);
-    m["readback_total"] = static_cast<double>(read.messages.size());
-    m["consumed"] = static_cast<double>(consumed);
-    m["parse_failures"] = static_cast<double>(parse_failures);
-    m["failed_attempts"] = static_cast<double>(attempts);
-    m["decode_errors"] = static_cast<double>(decode_errors);
-    m["garbage_rejected"] = static_cast<double>(garbage);
-    m["unreadable"] = static_cast<double>(unreadable);
-    m["skipped"] = static_cast<double>(skipped);
-    m["schema_fetches"] = static_cast<double>(fetches);
-    m["max_lag"] = static_cast<double>(lag.MaxLag());
+    r.details["consumer_processes"] = processes;
+    r.details["parse_failure_samples"] = samples;
+    r.details["records_by_schema_id"] = r.by_id;
+  }
+
+  void RecordMetrics(RolloutRun& r) {
+    const auto& t = r.totals;
+    const std::int64_t final_lag = r.converged ? 0 : r.last.lag;
+    const std::int64_t unaccounted = r.produced - t.consumed - t.skipped - final_lag;
+    const std::int64_t max_lag = r.lag->MaxLag();
+    auto& m = r.result.metrics;
+    m["produced"] = static_cast<double>(r.produced);
+    m["records_v1"] = static_cast<double>(r.records_v1);
+    m["records_v2"] = static_cast<double>(r.records_v2);
+    m["records_other"] = static_cast<double>(r.other);
+    m["readback_total"] = static_cast<double>(r.readback_total);
+    m["consumed"] = static_cast<double>(t.consumed);
+    m["parse_failures"] = static_cast<double>(t.parse_failures);
+    m["failed_attempts"] = static_cast<double>(t.attempts);
+    m["decode_errors"] = static_cast<double>(t.decode_errors);
+    m["garbage_rejected"] = static_cast<double>(t.garbage);
+    m["unreadable"] = static_cast<double>(t.unreadable);
+    m["skipped"] = static_cast<double>(t.skipped);
+    m["schema_fetches"] = static_cast<double>(t.fetches);
+    m["max_lag"] = static_cast<double>(max_lag);
     m["final_lag"] = static_cast<double>(final_lag);
-    m["stuck_partitions"] = converged ? 0.0 : static_cast<double>(last.lagging_partitions);
-    m["converged"] = converged ? 1.0 : 0.0;
-    m["time_to_converge_ms"] = converged ? *converged : -1.0;
-    m["v2_rejected_by_backward"] = static_cast<double>(rejected);
+    m["stuck_partitions"] = r.converged ? 0.0 : static_cast<double>(r.last.lagging_partitions);
+    m["converged"] = r.converged ? 1.0 : 0.0;
+    m["time_to_converge_ms"] = r.converged ? *r.converged : -1.0;
+    m["v2_rejected_by_backward"] = static_cast<double>(r.rejected);
     m["unaccounted"] = static_cast<double>(unaccounted);
-    result.details_json = details.dump();
-    Step(ctx, mode + ": produced=" + std::to_string(produced) +
-                  " v1=" + std::to_string(records_v1) + " v2=" + std::to_string(records_v2) +
-                  " consumed=" + std::to_string(consumed) + " parse_failures=" +
-                  std::to_string(parse_failures) + " max_lag=" + std::to_string(lag.MaxLag()) +
-                  " final_lag=" + std::to_string(final_lag));
+    r.result.details_json = r.details.dump();
+    Step(r.ctx, r.mode + ": produced=" + std::to_string(r.produced) +
+                    " v1=" + std::to_string(r.records_v1) + " v2=" + std::to_string(r.records_v2) +
+                    " consumed=" + std::to_string(t.consumed) + " parse_failures=" +
+                    std::to_string(t.parse_failures) + " max_lag=" + std::to_string(max_lag) +
+                    " final_lag=" + std::to_string(final_lag));
     if (unaccounted != 0) {
-      Step(ctx, mode + ": produced - consumed - skipped - final_lag = " +
-                    std::to_string(unaccounted) + " (records processed twice or not counted)");
+      Step(r.ctx, r.mode + ": produced - consumed - skipped - final_lag = " +
+                      std::to_string(unaccounted) + " (records processed twice or not counted)");
     }
-    Progress(ctx, 100);
-    return result;
+    Progress(r.ctx, 100);
+  }
+
+  // Starts kConsumers processes of one generation in the group and waits until it is stable.
+  bool Deploy(RolloutRun& r, const std::string& read, const std::string& generation) {
+    const auto started = SteadyClock::now();
+    for (int i = 1; i <= kConsumers; ++i) {
+      std::string label = "consumer-" + generation + "#" + std::to_string(i);
+      auto child =
+          StartRole(r.ctx, r.mode, r.result, "schema-consumer",
+                    {"--topic", r.topic, "--group", r.group, "--registry", config_.registry_url,
+                     "--read", read, "--on-failure", r.on_failure, "--reader-schema", kSchemaV1},
+                    label);
+      if (!child) {
+        Step(r.ctx, label + ": " + child.error().message);
+        return false;
+      }
+      r.consumers.emplace_back(label, std::move(*child));
+    }
+    // Deployed = the group is stable: every process of this generation has partitions and
+    // together they hold all of them (3 over 2 consumers).
+    bool ok = WaitUntil(
+        [&] {
+          std::int64_t total = 0;
+          for (auto& [label, c] : r.consumers) {
+            if (c.Wait(0ms, r.ctx.stop)) return false;  // died
+            std::int64_t assigned = ToInt(LastRoleValue(c.ReadLog(), "assigned").value_or(""));
+            if (assigned <= 0) return false;
+            total += assigned;
+          }
+          return total == kPartitions;
+        },
+        30s, r.ctx.stop);
+    // How long the group took to settle: a slow join shows here, not as consumer lag.
+    r.details["group_stable_ms"][generation] = ok ? MsSince(started) : -1.0;
+    if (!ok) LogConsumers(r);
+    return ok;
+  }
+
+  // What each running consumer said last, for the step log when a wait runs out.
+  void LogConsumers(RolloutRun& r) {
+    for (auto& [label, c] : r.consumers) {
+      Step(r.ctx, label + " log: " + RoleLogText(c.ReadLog()));
+    }
+  }
+
+  // SIGTERM to the running consumers, then their reports.
+  void Retire(RolloutRun& r) {
+    for (auto& [label, c] : r.consumers) {
+      if (!c.Wait(0ms, r.ctx.stop)) ::kill(c.pid(), SIGTERM);
+    }
+    for (auto& [label, c] : r.consumers)
+      r.consumer_outcomes.push_back(WaitRole(r.ctx, c, 20s, r.result, label));
+    r.consumers.clear();
+  }
+
+  // Waits (bounded) until the group has committed every record; returns the time it took.
+  static std::optional<double> Drained(RolloutRun& r, std::chrono::milliseconds timeout) {
+    auto from = SteadyClock::now();
+    bool ok = WaitUntil(
+        [&] {
+          auto s = r.lag->After(from);
+          return s && s->lag == 0;
+        },
+        timeout, r.ctx.stop, 20ms);
+    if (!ok) return std::nullopt;
+    return MsSince(from);
+  }
+
+  RoleOutcome Produce(RolloutRun& r, const char* schema, std::int64_t count, std::int64_t first_id,
+                      const std::string& label) {
+    return RunRole(
+        r.ctx, r.mode, r.result, "schema-producer",
+        {"--ns", SafeName(r.ctx.ns), "--topic", r.topic, "--registry", config_.registry_url,
+         "--subject", r.subject, "--schema", schema, "--events", std::to_string(count),
+         "--first-id", std::to_string(first_id), "--interval-us", r.interval_us},
+        label, 60s);
   }
 };
 

@@ -37,168 +37,280 @@ double AmountOf(std::int64_t id) { return 10.0 + static_cast<double>(id % 9000) 
 
 const char* const kCurrencies[] = {"EUR", "USD", "CHF"};
 
-}  // namespace
+// schema-producer: registers its schema, produces the records paced, reports the deliveries.
+class SchemaProducer {
+ public:
+  explicit SchemaProducer(const RoleArgs& args)
+      : args_(args),
+        topic_(args.Get("topic")),
+        subject_(args.Get("subject")),
+        schema_json_(args.Get("schema")),
+        events_(args.Int("events", 0)),
+        first_id_(args.Int("first-id", 1)),
+        ns_(args.Get("ns")),
+        interval_(args.Int("interval-us", 0)) {}
 
-int RunSchemaProducer(const RoleArgs& args) {
-  const std::string topic = args.Get("topic");
-  const std::string subject = args.Get("subject");
-  const std::string schema_json = args.Get("schema");
-  const std::int64_t events = args.Int("events", 0);
-  const std::int64_t first_id = args.Int("first-id", 1);
-  const std::string ns = args.Get("ns");
-  const auto interval = std::chrono::microseconds(args.Int("interval-us", 0));  // pacing
-
-  auto schema = registry::ParseSchema(schema_json);
-  if (!schema) {
-    Emit("error", schema.error().message);
-    return 1;
-  }
-  registry::RegistryClient client(args.Get("registry"));
-  auto id = client.Register(subject, schema_json);
-  if (!id) {
-    if (id.error().code == domain::ErrorCode::kConflict) {
-      Emit("register_conflict", id.error().message);
-      return 3;
-    }
-    Emit("error", id.error().message);
-    return 1;
-  }
-  Emit("schema_id", *id);
-
-  auto producer = kafka::Producer::Create(args.Get("bootstrap"),
-                                          {{"enable.idempotence", "true"}, {"acks", "all"}});
-  if (!producer) {
-    Emit("error", producer.error().message);
-    return 1;
-  }
-  std::int64_t enqueued = 0;
-  for (std::int64_t i = 0; i < events && !StopRequested(); ++i) {
-    const std::int64_t order_id = first_id + i;
-    nlohmann::json record = {
-        {"id", order_id}, {"amount", AmountOf(order_id)}, {"currency", kCurrencies[order_id % 3]}};
-    auto body = registry::EncodeAvro(*schema, record);  // fields the schema lacks are ignored
-    if (!body) {
-      Emit("error", body.error().message);
+  int Run() {
+    if (int rc = Register(); rc != 0) return rc;
+    auto producer = kafka::Producer::Create(args_.Get("bootstrap"),
+                                            {{"enable.idempotence", "true"}, {"acks", "all"}});
+    if (!producer) {
+      Emit("error", producer.error().message);
       return 1;
     }
-    auto s =
-        (*producer)->Produce(topic, -1, std::to_string(order_id), registry::WireEncode(*id, *body),
-                             {{"event_id", ns + "-" + std::to_string(order_id)}}, order_id);
-    if (!s) {
-      Emit("produce_error", s.error().message);
-      break;
-    }
-    ++enqueued;
-    // The idempotent producer holds records until it has its producer id; flushing the first
-    // one makes the pace below the pace at which records reach the brokers.
-    if (i == 0) (void)(*producer)->Flush(std::chrono::milliseconds(10000));
-    if (interval.count() > 0) {
-      (*producer)->Poll(std::chrono::milliseconds(0));
-      std::this_thread::sleep_for(interval);
-    }
+    producer_ = std::move(*producer);
+    if (!ProduceAll()) return 1;
+    return ReportDeliveries();
   }
-  auto flushed = (*producer)->Flush(std::chrono::milliseconds(20000));
-  if (!flushed) Emit("flush_error", flushed.error().message);
-  std::int64_t delivered = 0;
-  std::int64_t failed = 0;
-  std::map<std::string, std::int64_t> library_failures;  // one line per kind, not per record
-  std::map<std::string, std::int64_t> other_failures;
-  for (const auto& r : (*producer)->TakeReports()) {
-    if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ++delivered;
-      continue;
-    }
-    ++failed;
-    if (auto lib = kafka::ClassifyClientLibraryFailure(r.err, false, "schema-producer"))
-      ++library_failures[*lib];
-    else
-      ++other_failures[rd_kafka_err2str(r.err)];
-  }
-  for (const auto& [what, n] : library_failures)
-    Emit("client_library_failure", what + " (" + std::to_string(n) + " records)");
-  for (const auto& [what, n] : other_failures)
-    Emit("delivery_error", what + " (" + std::to_string(n) + " records)");
-  if (auto fatal = (*producer)->FatalError())
-    Emit("client_library_failure", "schema-producer: " + *fatal);
-  Emit("enqueued", enqueued);
-  Emit("produced", delivered);
-  Emit("delivery_errors", failed);
-  return delivered == events ? 0 : 1;
-}
 
-int RunSchemaConsumer(const RoleArgs& args) {
-  const std::string topic = args.Get("topic");
-  const bool dual = args.Get("read", "strict") == "dual";
-  const bool retry = args.Get("on-failure", "retry") == "retry";
-  const auto backoff = std::chrono::milliseconds(args.Int("retry-backoff-ms", 200));
-  StopOnSigterm();
-
-  auto reader = registry::ParseSchema(args.Get("reader-schema"));
-  if (!reader) {
-    Emit("error", reader.error().message);
-    return 1;
-  }
-  registry::RegistryClient client(args.Get("registry"));
-  // Decoders by writer schema id (dual) — the registry is asked once per id. The strict reader
-  // has one decoder: its own schema as both writer and reader.
-  std::map<int, std::unique_ptr<registry::ResolvingDecoder>> decoders;
-  std::unique_ptr<registry::ResolvingDecoder> strict;
-  if (!dual) {
-    auto d = registry::ResolvingDecoder::Create(*reader, *reader);
-    if (!d) {
-      Emit("error", d.error().message);
+ private:
+  // Auto-registers the schema, as serializers do. 0, or the exit code: 3 for a 409.
+  int Register() {
+    auto schema = registry::ParseSchema(schema_json_);
+    if (!schema) {
+      Emit("error", schema.error().message);
       return 1;
     }
-    strict = std::move(*d);
+    schema_ = std::move(*schema);
+    registry::RegistryClient client(args_.Get("registry"));
+    auto id = client.Register(subject_, schema_json_);
+    if (!id) {
+      if (id.error().code == domain::ErrorCode::kConflict) {
+        Emit("register_conflict", id.error().message);
+        return 3;
+      }
+      Emit("error", id.error().message);
+      return 1;
+    }
+    id_ = *id;
+    Emit("schema_id", id_);
+    return 0;
   }
 
-  auto consumer = kafka::Consumer::Create(args.Get("bootstrap"), args.Get("group"),
-                                          {{"auto.offset.reset", "earliest"}});
-  if (!consumer) {
-    Emit("error", consumer.error().message);
-    return 1;
-  }
-  if (auto s = (*consumer)->Subscribe({topic}); !s) {
-    Emit("error", s.error().message);
-    return 1;
+  // Produces the records at the pace asked. False when a record cannot be encoded.
+  bool ProduceAll() {
+    for (std::int64_t i = 0; i < events_ && !StopRequested(); ++i) {
+      const std::int64_t order_id = first_id_ + i;
+      nlohmann::json record = {{"id", order_id},
+                               {"amount", AmountOf(order_id)},
+                               {"currency", kCurrencies[order_id % 3]}};
+      auto body = registry::EncodeAvro(schema_, record);  // fields the schema lacks are ignored
+      if (!body) {
+        Emit("error", body.error().message);
+        return false;
+      }
+      auto s =
+          producer_->Produce(topic_, -1, std::to_string(order_id), registry::WireEncode(id_, *body),
+                             {{"event_id", ns_ + "-" + std::to_string(order_id)}}, order_id);
+      if (!s) {
+        Emit("produce_error", s.error().message);
+        break;
+      }
+      ++enqueued_;
+      // The idempotent producer holds records until it has its producer id; flushing the first
+      // one makes the pace below the pace at which records reach the brokers.
+      if (i == 0) (void)producer_->Flush(std::chrono::milliseconds(10000));
+      if (interval_.count() > 0) {
+        producer_->Poll(std::chrono::milliseconds(0));
+        std::this_thread::sleep_for(interval_);
+      }
+    }
+    return true;
   }
 
-  // Per distinct record (a retried record counts once), except failed_attempts.
-  std::int64_t consumed = 0;         // records decoded, validated and processed
-  std::int64_t unreadable = 0;       // no frame, registry lookup or resolution failed
-  std::int64_t decode_errors = 0;    // avro-c could not decode the bytes
-  std::int64_t garbage = 0;          // decoded, but validation rejected what came out
-  std::int64_t failed_attempts = 0;  // every failed try, retries included
-  std::int64_t skipped = 0;          // failures committed past (on-failure skip)
-  std::int64_t schema_fetches = 0;
-  std::map<int, std::int64_t> consumed_by_schema;
-  std::set<std::pair<std::int32_t, std::int64_t>> failed_records;
-  int last_assigned = -1;
+  // Flushes, then counts the delivery reports: one line per kind of failure, not per record.
+  int ReportDeliveries() {
+    auto flushed = producer_->Flush(std::chrono::milliseconds(20000));
+    if (!flushed) Emit("flush_error", flushed.error().message);
+    std::int64_t delivered = 0;
+    std::int64_t failed = 0;
+    std::map<std::string, std::int64_t> library_failures;
+    std::map<std::string, std::int64_t> other_failures;
+    for (const auto& r : producer_->TakeReports()) {
+      if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ++delivered;
+        continue;
+      }
+      ++failed;
+      if (auto lib = kafka::ClassifyClientLibraryFailure(r.err, false, "schema-producer"))
+        ++library_failures[*lib];
+      else
+        ++other_failures[rd_kafka_err2str(r.err)];
+    }
+    for (const auto& [what, n] : library_failures)
+      Emit("client_library_failure", what + " (" + std::to_string(n) + " records)");
+    for (const auto& [what, n] : other_failures)
+      Emit("delivery_error", what + " (" + std::to_string(n) + " records)");
+    if (auto fatal = producer_->FatalError())
+      Emit("client_library_failure", "schema-producer: " + *fatal);
+    Emit("enqueued", enqueued_);
+    Emit("produced", delivered);
+    Emit("delivery_errors", failed);
+    return delivered == events_ ? 0 : 1;
+  }
 
+  const RoleArgs& args_;
+  const std::string topic_;
+  const std::string subject_;
+  const std::string schema_json_;
+  const std::int64_t events_;
+  const std::int64_t first_id_;
+  const std::string ns_;
+  const std::chrono::microseconds interval_;  // pacing
+  registry::SchemaHandle schema_;
+  int id_ = -1;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::int64_t enqueued_ = 0;
+};
+
+// schema-consumer: decodes, validates, commits or rewinds, until SIGTERM; then its counters.
+class SchemaConsumer {
+ public:
+  explicit SchemaConsumer(const RoleArgs& args)
+      : args_(args),
+        topic_(args.Get("topic")),
+        dual_(args.Get("read", "strict") == "dual"),
+        retry_(args.Get("on-failure", "retry") == "retry"),
+        backoff_(args.Int("retry-backoff-ms", 200)),
+        client_(args.Get("registry")) {}
+
+  int Run() {
+    StopOnSigterm();
+    if (!SetUp()) return 1;
+    seen_rebalances_ = consumer_->rebalances();
+    unassigned_since_ = SteadyClock::now();
+    while (!StopRequested()) PollOnce();
+    (void)consumer_->Close();
+    Report();
+    return 0;
+  }
+
+ private:
   enum class Fault { kNone, kUnreadable, kDecode, kGarbage };
   struct Verdict {
     Fault fault = Fault::kNone;
     std::string why;
   };
+
+  static bool Failed(const std::string& message) {
+    Emit("error", message);
+    return false;
+  }
+
+  // The reader schema, the strict reader's one decoder and the subscribed consumer. False (the
+  // error reported) when one cannot be had.
+  bool SetUp() {
+    auto reader = registry::ParseSchema(args_.Get("reader-schema"));
+    if (!reader) return Failed(reader.error().message);
+    reader_ = std::move(*reader);
+    // The strict reader has one decoder: its own schema as both writer and reader.
+    if (!dual_) {
+      auto d = registry::ResolvingDecoder::Create(reader_, reader_);
+      if (!d) return Failed(d.error().message);
+      strict_ = std::move(*d);
+    }
+    auto consumer = kafka::Consumer::Create(args_.Get("bootstrap"), args_.Get("group"),
+                                            {{"auto.offset.reset", "earliest"}});
+    if (!consumer) return Failed(consumer.error().message);
+    consumer_ = std::move(*consumer);
+    if (auto s = consumer_->Subscribe({topic_}); !s) return Failed(s.error().message);
+    return true;
+  }
+
+  // One poll: the assignment watched, the batch checked, its offsets committed, a stalled
+  // partition rewound.
+  void PollOnce() {
+    auto polled = consumer_->Poll(100, std::chrono::milliseconds(200));
+    if (auto stalled = consumer_->RejoinIfStalled(std::chrono::seconds(5)))
+      Emit("client_library_failure", "schema-consumer: " + *stalled);
+    WatchAssignment();
+    if (!polled) {
+      Emit("consume_error", polled.error().message);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      return;
+    }
+    std::map<std::int32_t, std::int64_t> next;     // offsets to commit, per partition
+    std::map<std::int32_t, std::int64_t> stalled;  // partition -> offset to retry from
+    for (const auto& m : *polled) {
+      if (stalled.count(m.partition) > 0) continue;  // behind a poison pill in this batch
+      Handle(m, next, stalled);
+    }
+    Commit(next);
+    if (!stalled.empty()) Rewind(stalled);
+  }
+
+  // Reports each change of the assignment, and every 5 s without partitions what the client
+  // knows.
+  void WatchAssignment() {
+    if (consumer_->assigned_count() != last_assigned_) {
+      last_assigned_ = consumer_->assigned_count();
+      Emit("assigned", last_assigned_);
+      unassigned_since_ = SteadyClock::now();
+    }
+    if (last_assigned_ == 0 && SteadyClock::now() - unassigned_since_ > std::chrono::seconds(5)) {
+      unassigned_since_ = SteadyClock::now();
+      ReportUnassigned();
+    }
+  }
+
+  // Still without partitions: say what the client knows (member id: did it join at all;
+  // partitions of the topic in its metadata), for the runner's step log.
+  void ReportUnassigned() {
+    char* member = rd_kafka_memberid(consumer_->handle());
+    const rd_kafka_metadata_t* md = nullptr;
+    int partitions = -1;
+    if (rd_kafka_metadata(consumer_->handle(), 0, nullptr, &md, 2000) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int t = 0; t < md->topic_cnt; ++t) {
+        if (topic_ == md->topics[t].topic) partitions = md->topics[t].partition_cnt;
+      }
+      rd_kafka_metadata_destroy(md);
+    }
+    Emit("unassigned", std::string("member=") + (member != nullptr ? member : "") +
+                           " rebalances=" + std::to_string(consumer_->rebalances()) +
+                           " topic_partitions=" + std::to_string(partitions));
+    if (member != nullptr) rd_kafka_mem_free(consumer_->handle(), member);
+  }
+
+  // One record: processed, or counted as a parse failure and then retried or skipped.
+  void Handle(const kafka::Message& m, std::map<std::int32_t, std::int64_t>& next,
+              std::map<std::int32_t, std::int64_t>& stalled) {
+    int schema_id = -1;
+    Verdict verdict = Check(m, schema_id);
+    if (verdict.fault == Fault::kNone) {
+      ++consumed_;
+      ++consumed_by_schema_[schema_id];
+      next[m.partition] = m.offset + 1;
+      return;
+    }
+    ++failed_attempts_;
+    if (failed_records_.insert({m.partition, m.offset}).second) {
+      ++(verdict.fault == Fault::kUnreadable ? unreadable_
+         : verdict.fault == Fault::kDecode   ? decode_errors_
+                                             : garbage_);
+      if (failed_records_.size() <= 5) {
+        Emit("parse_failure", std::to_string(m.partition) + "@" + std::to_string(m.offset) +
+                                  " schema_id=" + std::to_string(schema_id) + ": " + verdict.why);
+      }
+    }
+    if (retry_) {
+      stalled[m.partition] = m.offset;
+    } else {
+      ++skipped_;
+      next[m.partition] = m.offset + 1;
+    }
+  }
+
   // Decodes and validates one record.
-  auto check = [&](const kafka::Message& m, int& schema_id) -> Verdict {
+  Verdict Check(const kafka::Message& m, int& schema_id) {
     auto wire = registry::WireDecode(m.value);
     if (!wire) return {Fault::kUnreadable, "frame: " + wire.error().message};
     schema_id = wire->first;
-    const registry::ResolvingDecoder* decoder = strict.get();
-    if (dual) {
-      auto it = decoders.find(schema_id);
-      if (it == decoders.end()) {
-        ++schema_fetches;
-        auto text = client.SchemaById(schema_id);
-        if (!text) return {Fault::kUnreadable, "registry: " + text.error().message};
-        auto writer = registry::ParseSchema(*text);
-        if (!writer) return {Fault::kUnreadable, "writer schema: " + writer.error().message};
-        auto d = registry::ResolvingDecoder::Create(*writer, *reader);
-        if (!d) return {Fault::kUnreadable, "resolve: " + d.error().message};
-        it = decoders.emplace(schema_id, std::move(*d)).first;
-      }
-      decoder = it->second.get();
+    const registry::ResolvingDecoder* decoder = strict_.get();
+    if (dual_) {
+      Verdict unreadable;
+      decoder = DecoderFor(schema_id, unreadable);
+      if (decoder == nullptr) return unreadable;
     }
     auto decoded = decoder->Decode(wire->second);
     if (!decoded) return {Fault::kDecode, "decode: " + decoded.error().message};
@@ -214,113 +326,110 @@ int RunSchemaConsumer(const RoleArgs& args) {
         v["amount"].get<double>() > 1e6)
       return {Fault::kGarbage, "implausible amount, " + v.dump()};
     return {};
-  };
+  }
 
-  std::map<std::int32_t, std::int64_t> pending_commit;  // processed, commit not yet accepted
-  int seen_rebalances = (*consumer)->rebalances();
-  auto unassigned_since = SteadyClock::now();
-  while (!StopRequested()) {
-    auto polled = (*consumer)->Poll(100, std::chrono::milliseconds(200));
-    if (auto stalled = (*consumer)->RejoinIfStalled(std::chrono::seconds(5)))
-      Emit("client_library_failure", "schema-consumer: " + *stalled);
-    if ((*consumer)->assigned_count() != last_assigned) {
-      last_assigned = (*consumer)->assigned_count();
-      Emit("assigned", last_assigned);
-      unassigned_since = SteadyClock::now();
-    }
-    if (last_assigned == 0 && SteadyClock::now() - unassigned_since > std::chrono::seconds(5)) {
-      // Still without partitions: say what the client knows (member id: did it join at all;
-      // partitions of the topic in its metadata), for the runner's step log.
-      unassigned_since = SteadyClock::now();
-      char* member = rd_kafka_memberid((*consumer)->handle());
-      const rd_kafka_metadata_t* md = nullptr;
-      int partitions = -1;
-      if (rd_kafka_metadata((*consumer)->handle(), 0, nullptr, &md, 2000) ==
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int t = 0; t < md->topic_cnt; ++t) {
-          if (topic == md->topics[t].topic) partitions = md->topics[t].partition_cnt;
-        }
-        rd_kafka_metadata_destroy(md);
+  // The dual reader's decoder for a writer schema id: the registry is asked once per id.
+  // nullptr, with why in `unreadable`, when the writer schema cannot be had or resolved.
+  const registry::ResolvingDecoder* DecoderFor(int schema_id, Verdict& unreadable) {
+    auto it = decoders_.find(schema_id);
+    if (it == decoders_.end()) {
+      ++schema_fetches_;
+      auto text = client_.SchemaById(schema_id);
+      if (!text) {
+        unreadable = {Fault::kUnreadable, "registry: " + text.error().message};
+        return nullptr;
       }
-      Emit("unassigned", std::string("member=") + (member != nullptr ? member : "") +
-                             " rebalances=" + std::to_string((*consumer)->rebalances()) +
-                             " topic_partitions=" + std::to_string(partitions));
-      if (member != nullptr) rd_kafka_mem_free((*consumer)->handle(), member);
-    }
-    if (!polled) {
-      Emit("consume_error", polled.error().message);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    std::map<std::int32_t, std::int64_t> next;     // offsets to commit, per partition
-    std::map<std::int32_t, std::int64_t> stalled;  // partition -> offset to retry from
-    for (const auto& m : *polled) {
-      if (stalled.count(m.partition) > 0) continue;  // behind a poison pill in this batch
-      int schema_id = -1;
-      Verdict verdict = check(m, schema_id);
-      if (verdict.fault == Fault::kNone) {
-        ++consumed;
-        ++consumed_by_schema[schema_id];
-        next[m.partition] = m.offset + 1;
-        continue;
+      auto writer = registry::ParseSchema(*text);
+      if (!writer) {
+        unreadable = {Fault::kUnreadable, "writer schema: " + writer.error().message};
+        return nullptr;
       }
-      ++failed_attempts;
-      if (failed_records.insert({m.partition, m.offset}).second) {
-        ++(verdict.fault == Fault::kUnreadable ? unreadable
-           : verdict.fault == Fault::kDecode   ? decode_errors
-                                               : garbage);
-        if (failed_records.size() <= 5) {
-          Emit("parse_failure", std::to_string(m.partition) + "@" + std::to_string(m.offset) +
-                                    " schema_id=" + std::to_string(schema_id) + ": " + verdict.why);
-        }
+      auto d = registry::ResolvingDecoder::Create(*writer, reader_);
+      if (!d) {
+        unreadable = {Fault::kUnreadable, "resolve: " + d.error().message};
+        return nullptr;
       }
-      if (retry) {
-        stalled[m.partition] = m.offset;
-      } else {
-        ++skipped;
-        next[m.partition] = m.offset + 1;
-      }
+      it = decoders_.emplace(schema_id, std::move(*d)).first;
     }
-    // A failed commit is retried with the next batch: the records were processed, and leaving
-    // their offsets uncommitted would show as lag until the partition received more records.
-    // After a rebalance the pending offsets are dropped: the partitions may belong to another
-    // member now, which re-reads from the committed offsets (at-least-once).
-    if ((*consumer)->rebalances() != seen_rebalances) {
-      seen_rebalances = (*consumer)->rebalances();
-      pending_commit.clear();
+    return it->second.get();
+  }
+
+  // A failed commit is retried with the next batch: the records were processed, and leaving
+  // their offsets uncommitted would show as lag until the partition received more records.
+  // After a rebalance the pending offsets are dropped: the partitions may belong to another
+  // member now, which re-reads from the committed offsets (at-least-once).
+  void Commit(const std::map<std::int32_t, std::int64_t>& next) {
+    if (consumer_->rebalances() != seen_rebalances_) {
+      seen_rebalances_ = consumer_->rebalances();
+      pending_commit_.clear();
     }
-    for (const auto& [p, off] : next) pending_commit[p] = off;
-    if (!pending_commit.empty()) {
-      std::vector<kafka::TopicPartitionOffset> offsets;
-      for (const auto& [p, off] : pending_commit) offsets.push_back({topic, p, off});
-      if (auto s = (*consumer)->Commit(offsets); s) {
-        pending_commit.clear();
-      } else {
-        Emit("commit_error", s.error().message);
-      }
-    }
-    if (!stalled.empty()) {
-      // Rewind to the record that failed: the next fetch returns it again (and everything
-      // after it), which is what a consumer that cannot skip a record does forever.
-      TopicListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(stalled.size())));
-      for (const auto& [p, off] : stalled)
-        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = off;
-      ErrorHandle err(rd_kafka_seek_partitions((*consumer)->handle(), list.get(), 5000));
-      if (err) Emit("seek_error", rd_kafka_error_string(err.get()));
-      std::this_thread::sleep_for(backoff);
+    for (const auto& [p, off] : next) pending_commit_[p] = off;
+    if (pending_commit_.empty()) return;
+    std::vector<kafka::TopicPartitionOffset> offsets;
+    for (const auto& [p, off] : pending_commit_) offsets.push_back({topic_, p, off});
+    if (auto s = consumer_->Commit(offsets); s) {
+      pending_commit_.clear();
+    } else {
+      Emit("commit_error", s.error().message);
     }
   }
-  (void)(*consumer)->Close();
-  Emit("consumed", consumed);
-  for (const auto& [id, n] : consumed_by_schema) Emit("consumed_schema_" + std::to_string(id), n);
-  Emit("parse_failures", static_cast<std::int64_t>(failed_records.size()));
-  Emit("failed_attempts", failed_attempts);
-  Emit("unreadable", unreadable);
-  Emit("decode_errors", decode_errors);
-  Emit("garbage_rejected", garbage);
-  Emit("skipped", skipped);
-  Emit("schema_fetches", schema_fetches);
-  return 0;
-}
+
+  // Rewind to the record that failed: the next fetch returns it again (and everything after
+  // it), which is what a consumer that cannot skip a record does forever.
+  void Rewind(const std::map<std::int32_t, std::int64_t>& stalled) {
+    TopicListHandle list(rd_kafka_topic_partition_list_new(static_cast<int>(stalled.size())));
+    for (const auto& [p, off] : stalled)
+      rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), p)->offset = off;
+    ErrorHandle err(rd_kafka_seek_partitions(consumer_->handle(), list.get(), 5000));
+    if (err) Emit("seek_error", rd_kafka_error_string(err.get()));
+    std::this_thread::sleep_for(backoff_);
+  }
+
+  void Report() const {
+    Emit("consumed", consumed_);
+    for (const auto& [id, n] : consumed_by_schema_)
+      Emit("consumed_schema_" + std::to_string(id), n);
+    Emit("parse_failures", static_cast<std::int64_t>(failed_records_.size()));
+    Emit("failed_attempts", failed_attempts_);
+    Emit("unreadable", unreadable_);
+    Emit("decode_errors", decode_errors_);
+    Emit("garbage_rejected", garbage_);
+    Emit("skipped", skipped_);
+    Emit("schema_fetches", schema_fetches_);
+  }
+
+  const RoleArgs& args_;
+  const std::string topic_;
+  const bool dual_;
+  const bool retry_;
+  const std::chrono::milliseconds backoff_;
+  registry::RegistryClient client_;
+  registry::SchemaHandle reader_;
+  // Decoders by writer schema id (dual). The strict reader has only strict_.
+  std::map<int, std::unique_ptr<registry::ResolvingDecoder>> decoders_;
+  std::unique_ptr<registry::ResolvingDecoder> strict_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+
+  // Per distinct record (a retried record counts once), except failed_attempts.
+  std::int64_t consumed_ = 0;         // records decoded, validated and processed
+  std::int64_t unreadable_ = 0;       // no frame, registry lookup or resolution failed
+  std::int64_t decode_errors_ = 0;    // avro-c could not decode the bytes
+  std::int64_t garbage_ = 0;          // decoded, but validation rejected what came out
+  std::int64_t failed_attempts_ = 0;  // every failed try, retries included
+  std::int64_t skipped_ = 0;          // failures committed past (on-failure skip)
+  std::int64_t schema_fetches_ = 0;
+  std::map<int, std::int64_t> consumed_by_schema_;
+  std::set<std::pair<std::int32_t, std::int64_t>> failed_records_;
+  int last_assigned_ = -1;
+  std::map<std::int32_t, std::int64_t> pending_commit_;  // processed, commit not yet accepted
+  int seen_rebalances_ = 0;
+  SteadyClock::time_point unassigned_since_;
+};
+
+}  // namespace
+
+int RunSchemaProducer(const RoleArgs& args) { return SchemaProducer(args).Run(); }
+
+int RunSchemaConsumer(const RoleArgs& args) { return SchemaConsumer(args).Run(); }
 
 }  // namespace lab::runners::roles
