@@ -208,7 +208,7 @@ std::optional<Refusal> Lab::Serve() {
             << " workers=" << config_.workers << " runners=" << runners_.size()
             << " recovered_queued=" << recovered_queued_ << " interrupted=" << interrupted_
             << " cleanups_swept=" << swept_ << " cleanups_pending=" << retrier_.counts().pending
-            << " auth=" << (ApiOptionsFor().allow_anonymous ? "local-only" : "tokens") << "\n";
+            << " auth=" << (anonymous_ ? "local-only" : "tokens") << "\n";
 
   boost::asio::signal_set signals(contexts_.main(), SIGINT, SIGTERM);
   signals.async_wait([this](const boost::system::error_code&, int signal_number) {
